@@ -1,0 +1,136 @@
+"""The ``incident-bot`` command line.
+
+Heavy imports (aiohttp app, kubernetes, slack_sdk, torch later) happen inside commands, so
+``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.config import Settings
+from bot.errors import ConfigError, PayloadError
+
+
+def _settings(*, for_serve: bool = False, data_dir: str | None = None) -> Settings:
+    env = dict(os.environ)
+    if data_dir:
+        env["INCIDENT_BOT_DATA_DIR"] = data_dir
+    try:
+        return Settings.from_env(env, for_serve=for_serve)
+    except ConfigError as exc:
+        # One clear line, no traceback: this is what an operator sees in the pod log.
+        click.echo(f"incident-bot: configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@click.group()
+@click.version_option(package_name="incident-bot")
+def main() -> None:
+    """incident-bot: Alertmanager → incidents → Slack threads, with evidence."""
+
+
+@main.command()
+@click.option("--data-dir", default=None, help="Overrides INCIDENT_BOT_DATA_DIR.")
+def serve(data_dir: str | None) -> None:
+    """Run the bot: HTTP server, inbox worker and Slack outbox."""
+    settings = _settings(for_serve=True, data_dir=data_dir)
+    _logging(settings.log_level)
+    from handlers.server import serve as run_server
+
+    try:
+        asyncio.run(run_server(settings))
+    except KeyboardInterrupt:
+        pass
+    except ConfigError as exc:
+        click.echo(f"incident-bot: configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.option(
+    "--scenario",
+    "scenario_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="A scenario file (CONTRACTS.md §1).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the contract's JSON object.")
+def investigate(scenario_path: Path, as_json: bool) -> None:
+    """Investigate a frozen incident through the sandbox API server."""
+    from bot.investigate import investigate_scenario
+    from sandbox.scenario import ScenarioError, load_scenario
+
+    settings = _settings()
+    _logging("WARNING")
+    try:
+        scenario = load_scenario(scenario_path)
+        result = asyncio.run(investigate_scenario(scenario, settings))
+    except ScenarioError as exc:
+        click.echo(f"incident-bot: bad scenario: {exc}", err=True)
+        sys.exit(2)
+    except PayloadError as exc:
+        click.echo(f"incident-bot: bad scenario: {scenario_path}: webhook.{exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+    else:
+        _print_report(result)
+
+
+def _print_report(result: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    console = Console()
+    incident = result["incident"]
+    console.print(
+        f"[bold]{incident['alertname']}[/] {incident['object'] or incident['namespace']}"
+        f" ({incident['severity']})"
+    )
+    console.print(f"category: {result['category']}  analyzer: {result['analyzer']}")
+    for item in result["evidence"]:
+        console.print(f"  • [cyan]{item['ref']}[/] {item['text']}", highlight=False)
+    for line in result["missing_data"]:
+        console.print(f"  [yellow]missing:[/] {line}", highlight=False)
+
+
+@main.command()
+@click.option(
+    "--scenarios",
+    "scenario_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("scenarios"),
+    show_default=True,
+    help="Directory of scenario files whose webhooks the demo fires.",
+)
+@click.option("--port", default=8080, show_default=True, help="Port of the bot (0 = any).")
+@click.option("--once", is_flag=True, help="Exit after printing the threads.")
+def demo(scenario_dir: Path, port: int, once: bool) -> None:
+    """Run the bot against the sandbox and fire every scenario's alert."""
+    from bot.demo import run_demo
+
+    _logging("WARNING")
+    try:
+        asyncio.run(run_demo(scenario_dir, port=port, once=once))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,150 @@
+"""The background worker: inbox → incidents → outbox, then evidence for new incidents.
+
+On start it resumes whatever a previous process left: pending inbox rows are applied (each
+in one transaction, so a half-applied notification cannot exist) and incidents whose first
+analysis reply was never queued get their evidence collected again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from bot import messages
+from bot.errors import PayloadError
+from bot.evidence import EvidenceCollector
+from bot.inbox import Inbox
+from bot.incidents import IncidentEngine
+from bot.metrics import Metrics
+from bot.store import InboxItem, Store
+from bot.targets import ObjectRef, WorkloadResolver
+from bot.webhook import alert_fingerprint, parse_webhook
+
+log = logging.getLogger(__name__)
+
+
+class Pipeline:
+    """Drains the inbox and queues Slack messages. Run with :meth:`run`."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        inbox: Inbox,
+        engine: IncidentEngine,
+        resolver: WorkloadResolver,
+        evidence: EvidenceCollector,
+        metrics: Metrics,
+        on_queued: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._inbox = inbox
+        self._engine = engine
+        self._resolver = resolver
+        self._evidence = evidence
+        self._metrics = metrics
+        self._on_queued = on_queued
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.heartbeat = time.monotonic()
+
+    def alive(self, within: float = 30.0) -> bool:
+        """True when the worker loop ran recently (for /readyz)."""
+        return time.monotonic() - self.heartbeat < within
+
+    async def run(self) -> None:
+        """Resume unfinished work, then process new webhooks until cancelled."""
+        for incident_id in await self._store.call(self._store.evidence_pending):
+            self._spawn_evidence(incident_id)
+        try:
+            while True:
+                self.heartbeat = time.monotonic()
+                self._inbox.arrived.clear()
+                drained = await self.drain()
+                if not drained:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._inbox.arrived.wait(), 2.0)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drain(self) -> int:
+        """Apply every pending inbox row once; return how many were handled."""
+        items = await self._store.call(self._store.inbox_pending, 200)
+        for item in items:
+            await self._process(item)
+        return len(items)
+
+    async def _process(self, item: InboxItem) -> None:
+        try:
+            payload = parse_webhook(item.body)
+        except PayloadError as exc:  # validated at intake; only a corrupted row gets here
+            await self._store.call(self._fail, item.id, str(exc))
+            return
+        objects: dict[str, ObjectRef | None] = {}
+        for alert in payload.alerts:
+            if alert.status == "firing":
+                objects[alert_fingerprint(alert)] = await self._resolver.resolve(alert.labels)
+        try:
+            applied = await self._store.call(
+                self._engine.apply, item.id, payload, objects, item.received_at
+            )
+        except Exception as exc:  # a bug must not wedge the queue: park the row, keep going
+            log.exception("applying inbox row %s failed", item.id)
+            await self._store.call(self._fail, item.id, f"{type(exc).__name__}: {exc}")
+            return
+        self._metrics.alerts_duplicate.inc(applied.duplicates)
+        self._metrics.alerts_processed.inc(applied.processed)
+        self._metrics.incidents_opened.inc(len(applied.new_incidents))
+        self._metrics.pipeline_latency.observe(max(0.0, time.time() - item.received_at))
+        if applied.queued_messages:
+            self._on_queued()
+        for incident_id in applied.new_incidents:
+            self._spawn_evidence(incident_id)
+
+    def _fail(self, inbox_id: int, error: str) -> None:
+        with self._store.transaction():
+            self._store.inbox_finish(inbox_id, "failed", error, time.time())
+
+    def _spawn_evidence(self, incident_id: str) -> None:
+        task = asyncio.create_task(self._first_look(incident_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _first_look(self, incident_id: str) -> None:
+        """Collect evidence and queue the first analysis reply (exactly once)."""
+        store = self._store
+        incident = await store.call(store.get_incident, incident_id)
+        alerts = await store.call(store.incident_alerts, incident_id)
+        if incident is None or not alerts:
+            return
+        labels: dict[str, str] = json.loads(alerts[0]["labels"])
+        annotations: dict[str, str] = json.loads(alerts[0]["annotations"])
+        obj = ObjectRef.parse(incident["object"]) if incident["object"] else None
+        try:
+            # "Recent" events are judged against the alert's start, not the wall clock, so
+            # a backlog replayed after an outage reads the same evidence.
+            started = max(datetime.fromisoformat(a["starts_at"]) for a in alerts)
+            found = await self._evidence.collect(obj, labels, now=started)
+            facts = [(f.ref, f.text) for f in found.facts]
+            payload = messages.evidence_message(annotations, facts, found.missing)
+        except Exception as exc:  # degrade: the thread still hears what went wrong
+            log.exception("evidence for %s failed", incident_id)
+            payload = messages.evidence_message(annotations, [], [f"evidence: {exc}"])
+        queued = await store.call(self._queue_first_look, incident_id, incident["channel"], payload)
+        if queued:
+            self._on_queued()
+
+    def _queue_first_look(self, incident_id: str, channel: str, payload: messages.Payload) -> bool:
+        with self._store.transaction():
+            incident = self._store.get_incident(incident_id)
+            if incident is None or incident["evidence_state"] != "pending":
+                return False
+            self._store.enqueue(incident_id, channel, "reply", payload, time.time())
+            self._store.update_incident(incident_id, {"evidence_state": "done"})
+        return True

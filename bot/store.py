@@ -1,0 +1,389 @@
+"""The SQLite store: inbox, alerts, incidents, Slack outbox and thread references.
+
+One SQLite file under the data dir, opened in WAL mode with ``synchronous=FULL``: every
+commit fsyncs the WAL, so a webhook acknowledged with 2xx survives a crash *and* a power
+loss. (``NORMAL`` would survive a process crash but may lose the last commits on power loss,
+which breaks "durable before acknowledged".) The cost of that fsync is paid once per batch:
+:class:`bot.inbox.Inbox` group-commits concurrent webhooks into one transaction.
+
+All access goes through one dedicated thread (:meth:`Store.call`), so the connection is
+never shared between threads and the event loop never waits on disk. The methods below are
+the storage interface the rest of the bot uses; a shared store for several replicas would
+implement the same methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from bot.errors import StoreError
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    received_at REAL NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',   -- pending | done | failed
+    error TEXT,
+    processed_at REAL
+);
+CREATE INDEX IF NOT EXISTS inbox_status ON inbox(status, id);
+CREATE TABLE IF NOT EXISTS alert_events (
+    event_key TEXT PRIMARY KEY,                -- fingerprint|startsAt|status
+    fingerprint TEXT NOT NULL,
+    inbox_id INTEGER,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    fingerprint TEXT PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    alertname TEXT NOT NULL,
+    status TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    ends_at TEXT,
+    generator_url TEXT NOT NULL DEFAULT '',
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_incident ON alerts(incident_id);
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    group_key TEXT NOT NULL,
+    alertname TEXT NOT NULL,
+    namespace TEXT NOT NULL DEFAULT '',
+    object TEXT,
+    severity TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,                      -- firing | resolved
+    channel TEXT NOT NULL,
+    summary TEXT NOT NULL DEFAULT '',
+    external_url TEXT NOT NULL DEFAULT '',
+    opened_at TEXT NOT NULL,
+    resolved_at TEXT,
+    reopen_times TEXT NOT NULL DEFAULT '[]',
+    flapping INTEGER NOT NULL DEFAULT 0,
+    evidence_state TEXT NOT NULL DEFAULT 'pending',  -- pending | done
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_group ON incidents(group_key, status);
+CREATE TABLE IF NOT EXISTS slack_threads (
+    incident_id TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    ts TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    kind TEXT NOT NULL,                        -- parent | reply | update
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',     -- pending | sending | sent | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    ts TEXT,
+    created_at REAL NOT NULL,
+    sent_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_state ON outbox(state, channel, id);
+"""
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """A stored webhook body waiting to be processed."""
+
+    id: int
+    body: str
+    received_at: float
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A Slack operation decided but not yet confirmed as done."""
+
+    id: int
+    incident_id: str
+    channel: str
+    kind: str
+    payload: dict[str, Any]
+    state: str
+    attempts: int
+    created_at: float
+
+
+class Store:
+    """The bot's SQLite database. Use :meth:`open` (file) or :meth:`memory` (tests)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self.conn.executescript(SCHEMA)
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open (creating if needed) the database at ``path`` in WAL mode.
+
+        Raises:
+            StoreError: when the file cannot be created or opened.
+        """
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            return cls(conn)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open {path}: {exc}") from exc
+
+    @classmethod
+    def memory(cls) -> Store:
+        """An in-memory store for tests."""
+        return cls(sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None))
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` on the store's thread and return its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        """Finish queued work and close the connection."""
+        self._executor.shutdown(wait=True)
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def writable(self) -> bool:
+        """True when a write transaction can be started (for /readyz)."""
+        try:
+            with self.transaction():
+                self.conn.execute("CREATE TABLE IF NOT EXISTS _probe (x)")
+            return True
+        except sqlite3.Error:
+            return False
+
+    # -- inbox ---------------------------------------------------------------------------
+
+    def inbox_add_many(self, items: list[tuple[str, str, float]]) -> list[bool]:
+        """Store ``(digest, body, received_at)`` items in one transaction.
+
+        Returns:
+            For each item, True when it was new and False when its digest was already
+            stored (a re-delivery).
+        """
+        fresh: list[bool] = []
+        with self.transaction():
+            for digest, body, received_at in items:
+                cur = self.conn.execute(
+                    "INSERT OR IGNORE INTO inbox (digest, body, received_at) VALUES (?, ?, ?)",
+                    (digest, body, received_at),
+                )
+                fresh.append(cur.rowcount == 1)
+        return fresh
+
+    def inbox_pending(self, limit: int = 100) -> list[InboxItem]:
+        """The oldest unprocessed webhooks."""
+        rows = self.conn.execute(
+            "SELECT id, body, received_at FROM inbox WHERE status = 'pending' ORDER BY id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [InboxItem(r[0], r[1], r[2]) for r in rows]
+
+    def inbox_finish(self, inbox_id: int, status: str, error: str | None, now: float) -> None:
+        """Mark one webhook processed (call inside the transaction that applied it)."""
+        self.conn.execute(
+            "UPDATE inbox SET status = ?, error = ?, processed_at = ? WHERE id = ?",
+            (status, error, now, inbox_id),
+        )
+
+    def inbox_depth(self) -> int:
+        """How many webhooks wait for the worker."""
+        row = self.conn.execute("SELECT count(*) FROM inbox WHERE status = 'pending'").fetchone()
+        return int(row[0])
+
+    # -- alerts and incidents ------------------------------------------------------------
+
+    def seen_event(self, event_key: str, fingerprint: str, inbox_id: int, now: float) -> bool:
+        """Record an alert state event; True if it had been recorded before."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO alert_events (event_key, fingerprint, inbox_id, at) "
+            "VALUES (?, ?, ?, ?)",
+            (event_key, fingerprint, inbox_id, now),
+        )
+        return cur.rowcount == 0
+
+    def get_alert(self, fingerprint: str) -> dict[str, Any] | None:
+        """The alert row for ``fingerprint``."""
+        return self._one("SELECT * FROM alerts WHERE fingerprint = ?", fingerprint)
+
+    def put_alert(self, row: dict[str, Any]) -> None:
+        """Insert or replace an alert row."""
+        self.db.table("alerts").upsert(row, pk="fingerprint")
+
+    def incident_alerts(self, incident_id: str) -> list[dict[str, Any]]:
+        """Every alert attached to an incident."""
+        return self._all(
+            "SELECT * FROM alerts WHERE incident_id = ? ORDER BY starts_at", incident_id
+        )
+
+    def get_incident(self, incident_id: str) -> dict[str, Any] | None:
+        """One incident row."""
+        return self._one("SELECT * FROM incidents WHERE id = ?", incident_id)
+
+    def latest_incident(self, group_key: str) -> dict[str, Any] | None:
+        """The most recent incident with this grouping key (open or not)."""
+        return self._one(
+            "SELECT * FROM incidents WHERE group_key = ? ORDER BY received_at DESC, id DESC "
+            "LIMIT 1",
+            group_key,
+        )
+
+    def insert_incident(self, row: dict[str, Any]) -> None:
+        """Insert a new incident row."""
+        self.db.table("incidents").insert(row, pk="id")
+
+    def update_incident(self, incident_id: str, changes: dict[str, Any]) -> None:
+        """Update some columns of an incident."""
+        self.db.table("incidents").update(incident_id, changes)
+
+    def next_incident_id(self, day: str) -> str:
+        """``INC_<day>_<nnn>``, numbered within the day."""
+        prefix = f"INC_{day}_"
+        row = self.conn.execute(
+            "SELECT id FROM incidents WHERE id LIKE ? ORDER BY id DESC LIMIT 1", (prefix + "%",)
+        ).fetchone()
+        number = int(row[0].rsplit("_", 1)[1]) + 1 if row else 1
+        return f"{prefix}{number:03d}"
+
+    def incidents(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Incidents, newest first."""
+        if status:
+            return self._all(
+                "SELECT * FROM incidents WHERE status = ? ORDER BY received_at DESC LIMIT ?",
+                status,
+                limit,
+            )
+        return self._all("SELECT * FROM incidents ORDER BY received_at DESC LIMIT ?", limit)
+
+    def evidence_pending(self) -> list[str]:
+        """Incidents whose first analysis reply has not been queued yet."""
+        rows = self.conn.execute(
+            "SELECT id FROM incidents WHERE evidence_state = 'pending' ORDER BY received_at"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- Slack ---------------------------------------------------------------------------
+
+    def enqueue(
+        self, incident_id: str, channel: str, kind: str, payload: dict[str, Any], now: float
+    ) -> int:
+        """Queue a Slack operation (call inside the transaction that decided it)."""
+        cur = self.conn.execute(
+            "INSERT INTO outbox (incident_id, channel, kind, payload, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (incident_id, channel, kind, json.dumps(payload), now),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def outbox_open(self) -> list[OutboxItem]:
+        """Outbox rows still to be sent (``pending`` or interrupted ``sending``), in order."""
+        rows = self._all("SELECT * FROM outbox WHERE state IN ('pending', 'sending') ORDER BY id")
+        return [
+            OutboxItem(
+                id=r["id"],
+                incident_id=r["incident_id"],
+                channel=r["channel"],
+                kind=r["kind"],
+                payload=json.loads(r["payload"]),
+                state=r["state"],
+                attempts=r["attempts"],
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
+
+    def outbox_mark(
+        self,
+        outbox_id: int,
+        state: str,
+        *,
+        error: str | None = None,
+        ts: str | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Move an outbox row to ``state`` (``sending`` also counts an attempt)."""
+        bump = 1 if state == "sending" else 0
+        self.conn.execute(
+            "UPDATE outbox SET state = ?, error = ?, ts = coalesce(?, ts), "
+            "sent_at = coalesce(?, sent_at), attempts = attempts + ? WHERE id = ?",
+            (state, error, ts, now, bump, outbox_id),
+        )
+
+    def outbox_depth(self) -> int:
+        """How many Slack operations wait to be sent."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')"
+        ).fetchone()
+        return int(row[0])
+
+    def thread_of(self, incident_id: str) -> tuple[str, str] | None:
+        """``(channel_id, ts)`` of an incident's parent message, once posted."""
+        row = self.conn.execute(
+            "SELECT channel, ts FROM slack_threads WHERE incident_id = ?", (incident_id,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def channel_id(self, channel: str) -> str | None:
+        """The channel ID Slack returned for a configured channel name, once known."""
+        row = self.conn.execute(
+            "SELECT t.channel FROM slack_threads t JOIN incidents i ON i.id = t.incident_id "
+            "WHERE i.channel = ? LIMIT 1",
+            (channel,),
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def record_parent(self, outbox_id: int, incident_id: str, channel: str, ts: str) -> None:
+        """Atomically mark a parent post sent and remember its thread."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO slack_threads (incident_id, channel, ts) VALUES (?, ?, ?)",
+                (incident_id, channel, ts),
+            )
+            self.outbox_mark(outbox_id, "sent", ts=ts, now=time.time())
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _one(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        rows = self._all(sql, *args)
+        return rows[0] if rows else None
+
+    def _all(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
