@@ -102,7 +102,9 @@ async def fire(url: str, webhooks: Iterable[Mapping[str, Any]]) -> None:
                 resp.raise_for_status()
 
 
-async def wait_for_threads(slack: SlackSandbox, count: int, *, replies: int, timeout: float) -> None:
+async def wait_for_threads(
+    slack: SlackSandbox, count: int, *, replies: int, timeout: float
+) -> None:
     """Wait until ``count`` threads exist, each with at least ``replies`` replies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -122,12 +124,13 @@ def all_threads(slack: SlackSandbox) -> Iterable[list[dict[str, Any]]]:
 def render_threads(console: Console, slack: SlackSandbox) -> None:
     """Print each thread as a panel: the parent, then its replies."""
     for channel in slack.channels():
+        channel_title = f"Slack channel {channel}"
         for message in slack.channel_messages(channel):
             thread = slack.thread(channel, message["ts"])
             parts: list[Text] = [render_blocks(thread[0])]
             for reply in thread[1:]:
                 parts.append(Text("  ↳ ", style="dim") + render_blocks(reply))
-            console.print(Panel(Group(*parts), title=channel, title_align="left"))
+            console.print(Panel(Group(*parts), title=channel_title, title_align="left"))
 
 
 def render_blocks(message: Mapping[str, Any]) -> Text:
@@ -180,4 +183,5 @@ def _mrkdwn(text: str) -> str:
         target, _, label = inner.partition("|")
         out += before + (f"{label} ({target})" if label else target)
     out += rest
+    out = out.replace("*", "").replace("`", "")
     return out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -85,10 +85,13 @@ class EvidenceCollector:
                 if obj.kind in WORKLOAD_KINDS:
                     pods = await self._pods_of(body, namespace, ev)
         pod_name = labels.get("pod")
-        if pod_name and namespace and all(p["metadata"]["name"] != pod_name for p in pods):
-            body = await self._read(ObjectRef("Pod", pod_name, namespace), ev)
-            if body is not None:
-                pods.insert(0, body)
+        if pod_name and namespace:
+            # The pod the alert names is read first, whatever the workload's order.
+            named = [p for p in pods if p["metadata"]["name"] == pod_name]
+            if not named:
+                body = await self._read(ObjectRef("Pod", pod_name, namespace), ev)
+                named = [body] if body is not None else []
+            pods = named + [p for p in pods if p["metadata"]["name"] != pod_name]
         for pod in pods[:MAX_PODS]:
             ref = ObjectRef("Pod", pod["metadata"]["name"], namespace)
             ev.facts.extend(describe_pod(ref, pod))

@@ -120,7 +120,11 @@ def test_resolved_for_unknown_alert_is_ignored(feed: Feeder, store: Store) -> No
 def _cycle(feed: Feeder, minute: int) -> None:
     start = f"2026-11-20T10:{minute:02d}:00Z"
     feed.send(make_alert(starts_at=start))
-    feed.send(make_alert(starts_at=start, status="resolved", ends_at=f"2026-11-20T10:{minute + 1:02d}:00Z"))
+    feed.send(
+        make_alert(
+            starts_at=start, status="resolved", ends_at=f"2026-11-20T10:{minute + 1:02d}:00Z"
+        )
+    )
 
 
 def test_flapping_pauses_notifications_with_one_notice(feed: Feeder, store: Store) -> None:
