@@ -80,7 +80,7 @@ async def run_demo(scenario_dir: Path, *, port: int = 8080, once: bool = False) 
             url = f"http://127.0.0.1:{bound}"
             try:
                 await fire(url, [s.webhook for s in scenarios])
-                await wait_for_threads(slack, len(scenarios), replies=1, timeout=20)
+                await wait_for_threads(slack, len(scenarios), replies=1, within=20)
                 render_threads(console, slack)
                 console.print(
                     f"\nBot: {url}  (POST /alertmanager with 'Authorization: Bearer {DEMO_TOKEN}')"
@@ -102,11 +102,9 @@ async def fire(url: str, webhooks: Iterable[Mapping[str, Any]]) -> None:
                 resp.raise_for_status()
 
 
-async def wait_for_threads(
-    slack: SlackSandbox, count: int, *, replies: int, timeout: float
-) -> None:
+async def wait_for_threads(slack: SlackSandbox, count: int, *, replies: int, within: float) -> None:
     """Wait until ``count`` threads exist, each with at least ``replies`` replies."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         threads = list(all_threads(slack))
         if len(threads) >= count and all(len(t) > replies for t in threads):

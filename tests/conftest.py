@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -47,7 +48,7 @@ def make_webhook(*alerts: dict[str, Any], status: str | None = None) -> dict[str
     first = alerts[0]
     return {
         "version": "4",
-        "groupKey": '{}:{alertname="%s"}' % first["labels"]["alertname"],
+        "groupKey": "{}:{alertname=" + json.dumps(first["labels"]["alertname"]) + "}",
         "truncatedAlerts": 0,
         "status": status or first["status"],
         "receiver": "incident-bot",

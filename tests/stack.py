@@ -94,13 +94,13 @@ class Stack:
                 out.append(self.slack.thread(channel, message["ts"]))
         return out
 
-    async def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait(self, predicate: Callable[[], bool], within: float = 10.0) -> None:
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             if predicate():
                 return
             await asyncio.sleep(0.02)
-        raise AssertionError(f"condition not met within {timeout}s; threads: {self.threads()}")
+        raise AssertionError(f"condition not met within {within}s; threads: {self.threads()}")
 
 
 @asynccontextmanager

@@ -96,7 +96,9 @@ async def test_hanging_kubernetes_bounded_by_timeout(tmp_path: Path) -> None:
         stack.kube.set_delay(30)
         await stack.post(CART)
         # owner lookup (1 s) + evidence (2 s) + margin; the hang is 30 s.
-        await stack.wait(lambda: len(stack.threads()) == 1 and len(stack.threads()[0]) == 2, 6.0)
+        await stack.wait(
+            lambda: len(stack.threads()) == 1 and len(stack.threads()[0]) == 2, within=6.0
+        )
         text = message_text(stack.threads()[0][1])
         assert "timed out" in text
         # Without the API the pod name's shape still finds the Deployment.
@@ -108,7 +110,9 @@ async def test_slack_429_delivers_everything_in_order(tmp_path: Path) -> None:
         stack.slack.rate_limit_next(2, retry_after=1, method="chat.postMessage")
         await stack.post(CART)
         await stack.post(resolved(CART))
-        await stack.wait(lambda: len(stack.threads()) == 1 and len(stack.threads()[0]) == 3, 15)
+        await stack.wait(
+            lambda: len(stack.threads()) == 1 and len(stack.threads()[0]) == 3, within=15
+        )
         texts = "\n".join(message_text(m) for m in stack.threads()[0])
         assert "Evidence" in texts and "Resolved" in texts
         # Delivered in the order decided: outbox ids and Slack timestamps agree.
