@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from typing import Any
 
@@ -44,6 +45,9 @@ TRANSIENT_ERRORS = {
     "request_timeout",
     "team_added_to_org",
 }
+
+
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 
 
 def retry_handlers() -> list[AsyncRetryHandler]:
@@ -214,12 +218,30 @@ class SlackOutbox:
             else:
                 await store.call(store.outbox_mark, item.id, "sent", ts=found[1], now=time.time())
 
+    async def _resolve_channel(self, channel: str) -> str:
+        """A channel ID for a configured channel (IDs pass through; names are looked up)."""
+        if _CHANNEL_ID.match(channel):
+            return channel
+        name = channel.lstrip("#")
+        cursor = None
+        while True:
+            page = await self._client.conversations_list(
+                types="public_channel,private_channel", limit=200, cursor=cursor
+            )
+            for found in page.get("channels") or []:
+                if found.get("name") == name:
+                    return str(found["id"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return channel
+
     async def _find_posted(self, item: OutboxItem) -> tuple[str, str] | None:
         """``(channel_id, ts)`` of the message posted for ``item``, if Slack has it."""
         store = self._store
         thread = await store.call(store.thread_of, item.incident_id)
         if item.kind == "parent":
-            channel = await store.call(store.channel_id, item.channel) or item.channel
+            channel = await store.call(store.channel_id, item.channel)
+            channel = channel or await self._resolve_channel(item.channel)
             response = await self._client.conversations_history(
                 channel=channel,
                 oldest=f"{item.created_at - 60:.6f}",

@@ -51,7 +51,9 @@ async def serve(settings: Settings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
-    log.info("incident-bot listening on %s:%s", settings.host, settings.port)
+    host, port = runner.addresses[0][:2]
+    # WARNING level so the line shows at any log level: tests and operators read the port here.
+    log.warning("incident-bot listening on http://%s:%s", host, port)
     try:
         await asyncio.Event().wait()
     finally:
