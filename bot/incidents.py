@@ -37,12 +37,21 @@ class Applied:
     queued_messages: int = 0
 
 
+# Alerts joining an open incident are announced in one reply per notification, naming at
+# most JOIN_NAMES_SHOWN of them, and not at all once the incident holds JOIN_REPLY_LIMIT
+# alerts (a cluster-wide failure must not turn into a thousand replies).
+JOIN_NAMES_SHOWN = 5
+JOIN_REPLY_LIMIT = 20
+
+
 class IncidentEngine:
     """Applies notifications to the store. All methods run on the store's thread."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        # per apply(): incident id -> {"joined"|"cleared": alert subjects}
+        self._changes: dict[str, dict[str, list[str]]] = {}
 
     def apply(
         self,
@@ -61,6 +70,7 @@ class IncidentEngine:
         """
         result = Applied()
         touched: dict[str, str] = {}  # incident id -> reason for a parent update
+        self._changes = {}
         with self.store.transaction():
             for alert in payload.alerts:
                 fp = alert_fingerprint(alert)
@@ -73,6 +83,8 @@ class IncidentEngine:
                     self._fire(alert, fp, objects.get(fp), payload, received_at, result, touched)
                 else:
                     self._resolve(alert, fp, received_at, result, touched)
+            for incident_id, changes in self._changes.items():
+                self._queue_changes(incident_id, changes, received_at, result)
             # Parents go out once per notification with every alert that joined them.
             for incident_id in result.new_incidents:
                 self._queue_parent(incident_id, "parent", received_at, result)
@@ -161,14 +173,36 @@ class IncidentEngine:
             or (known and known["incident_id"] == incident["id"])
         ):
             return
-        what = _alert_subject(alert)
-        self._queue(
-            incident,
-            "reply",
-            messages.reply(f":heavy_plus_sign: Also firing: `{messages.escape(what)}`"),
-            now,
-            result,
-        )
+        self._note(incident["id"], "joined", alert)
+
+    def _note(self, incident_id: str, change: str, alert: AlertPayload) -> None:
+        by_kind = self._changes.setdefault(incident_id, {})
+        by_kind.setdefault(change, []).append(_alert_subject(alert))
+
+    def _queue_changes(
+        self, incident_id: str, changes: dict[str, list[str]], now: float, result: Applied
+    ) -> None:
+        """One reply per notification for alerts that joined or cleared an open incident."""
+        incident = self.store.get_incident(incident_id)
+        assert incident is not None
+        if incident["status"] != "firing" or incident["flapping"]:
+            return
+        total, firing = self.store.alert_counts(incident_id)
+        if total - len(changes.get("joined", [])) >= JOIN_REPLY_LIMIT:
+            return  # a big incident: the parent's alert count says enough
+        lines = []
+        for change, emoji, label in (
+            ("joined", ":heavy_plus_sign:", "Also firing"),
+            ("cleared", ":heavy_minus_sign:", "Resolved"),
+        ):
+            subjects = changes.get(change)
+            if not subjects:
+                continue
+            shown = ", ".join(f"`{messages.escape(s)}`" for s in subjects[:JOIN_NAMES_SHOWN])
+            more = len(subjects) - JOIN_NAMES_SHOWN
+            lines.append(f"{emoji} {label}: {shown}" + (f" (+{more} more)" if more > 0 else ""))
+        text = "\n".join(lines) + f"\n{firing} of {total} alerts in this incident firing."
+        self._queue(incident, "reply", messages.reply(text), now, result)
 
     def _reopen(
         self, incident: dict[str, Any], alert: AlertPayload, fp: str, now: float, result: Applied
@@ -217,15 +251,9 @@ class IncidentEngine:
         self._put_alert(alert, fp, existing["incident_id"], now)
         if incident is None or incident["status"] == "resolved":
             return
-        alerts = self.store.incident_alerts(incident["id"])
-        still = [a for a in alerts if a["status"] == "firing"]
-        if still:
-            if not incident["flapping"]:
-                text = (
-                    f":heavy_minus_sign: Resolved: `{messages.escape(_alert_subject(alert))}` "
-                    f"({len(still)} of {len(alerts)} still firing)"
-                )
-                self._queue(incident, "reply", messages.reply(text), now, result)
+        count, firing = self.store.alert_counts(incident["id"])
+        if firing:
+            self._note(incident["id"], "cleared", alert)
             return
         ended = alert.endsAt or datetime.fromtimestamp(now, UTC)
         self.store.update_incident(
@@ -235,7 +263,6 @@ class IncidentEngine:
         if not incident["flapping"]:
             fired = datetime.fromisoformat(json.loads(incident["reopen_times"])[-1])
             took = messages.human_duration((ended - fired).total_seconds())
-            count = len(alerts)
             text = f":white_check_mark: *Resolved* after {took}" + (
                 f" — all {count} alerts cleared." if count > 1 else "."
             )
@@ -252,8 +279,10 @@ class IncidentEngine:
     def _queue_parent(self, incident_id: str, kind: str, now: float, result: Applied) -> None:
         incident = self.store.get_incident(incident_id)
         assert incident is not None
-        alerts = self.store.incident_alerts(incident_id)
-        self._queue(incident, kind, messages.parent_message(incident, alerts), now, result)
+        first = self.store.first_alert(incident_id)
+        count, _ = self.store.alert_counts(incident_id)
+        assert first is not None
+        self._queue(incident, kind, messages.parent_message(incident, first, count), now, result)
 
     def _queue(
         self,

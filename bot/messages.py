@@ -67,17 +67,22 @@ def alertmanager_link(external_url: str, alertname: str, namespace: str) -> str:
     return f"{external_url.rstrip('/')}/#/alerts?filter={quote('{' + matchers + '}')}"
 
 
-def parent_message(incident: Mapping[str, Any], alerts: Sequence[Mapping[str, Any]]) -> Payload:
-    """The incident's parent message (firing or resolved)."""
+def parent_message(incident: Mapping[str, Any], first: Mapping[str, Any], count: int) -> Payload:
+    """The incident's parent message (firing or resolved).
+
+    Args:
+        incident: The incident row.
+        first: Its earliest alert row (annotations and links come from it).
+        count: How many alerts the incident holds.
+    """
     resolved = incident["status"] == "resolved"
     emoji = ":white_check_mark:" if resolved else severity_emoji(incident["severity"])
     target = incident["object"] or incident["namespace"] or "cluster"
     title = f"{emoji} *{escape(incident['alertname'])}* — `{escape(target)}`"
-    first = alerts[0] if alerts else {}
     annotations = _annotations(first)
     summary = annotations.get("summary") or annotations.get("message") or ""
     description = annotations.get("description", "")
-    status = _status_line(incident, len(alerts))
+    status = _status_line(incident, count)
 
     lines = [title]
     if summary:

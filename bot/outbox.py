@@ -95,8 +95,7 @@ class SlackOutbox:
         try:
             while True:
                 self._wake.clear()
-                items = await self._store.call(self._store.outbox_open)
-                for channel in dict.fromkeys(item.channel for item in items):
+                for channel in await self._store.call(self._store.outbox_channels):
                     self._lane_event(channel).set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 5.0)
@@ -117,9 +116,7 @@ class SlackOutbox:
         backoff = 1.0
         while True:
             event.clear()
-            items = [
-                i for i in await self._store.call(self._store.outbox_open) if i.channel == channel
-            ]
+            items = await self._store.call(self._store.outbox_open, channel, limit=50)
             if not items:
                 await event.wait()
                 continue
@@ -137,8 +134,13 @@ class SlackOutbox:
         if item.kind != "parent" and thread is None:
             await store.call(store.outbox_mark, item.id, "failed", error="parent message missing")
             return True
-        if item.kind != "update":
-            await self._pace(item.channel)
+        if item.kind == "update" and await store.call(
+            store.newer_update_pending, item.id, item.incident_id
+        ):
+            # Only the latest state of the parent matters: skip stale updates.
+            await store.call(store.outbox_mark, item.id, "sent", error="superseded")
+            return True
+        await self._pace(item.channel)
         await store.call(store.outbox_mark, item.id, "sending")
         method = "chat.update" if item.kind == "update" else "chat.postMessage"
         try:
@@ -203,8 +205,8 @@ class SlackOutbox:
     async def _recover(self) -> None:
         """Settle rows a previous process left in ``sending``."""
         store = self._store
-        for item in await store.call(store.outbox_open):
-            if item.state != "sending" or item.kind == "update":
+        for item in await store.call(store.outbox_interrupted):
+            if item.kind == "update":
                 continue  # updates are idempotent: simply sent again
             try:
                 found = await self._find_posted(item)

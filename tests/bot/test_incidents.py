@@ -101,7 +101,7 @@ def test_resolve_all_alerts_resolves_incident(feed: Feeder, store: Store) -> Non
     feed.send(make_alert(fingerprint="a"), make_alert(fingerprint="b"))
     feed.send(make_alert(fingerprint="a", status="resolved", ends_at="2026-11-20T10:05:00Z"))
     assert store.incidents()[0]["status"] == "firing"
-    assert "1 of 2 still firing" in feed.outbox()[-1][1]
+    assert "1 of 2 alerts in this incident firing" in feed.outbox()[-1][1]
     feed.send(make_alert(fingerprint="b", status="resolved", ends_at="2026-11-20T10:14:00Z"))
     incident = store.incidents()[0]
     assert incident["status"] == "resolved"
@@ -180,3 +180,18 @@ def test_failed_apply_rolls_back_everything(store: Store, engine: IncidentEngine
         engine.apply(item.id, payload, {}, 1.0)
     assert store.incidents() == [] and store.outbox_open() == []
     assert store.inbox_depth() == 1
+
+
+def test_joins_are_one_reply_per_notification(feed: Feeder) -> None:
+    feed.send(make_alert(fingerprint="first", pod="cart-0"))
+    feed.send(*(make_alert(fingerprint=f"p{i}", pod=f"cart-{i}") for i in range(1, 9)))
+    replies = [t for k, t in feed.outbox() if k == "reply"]
+    assert len(replies) == 1
+    assert "(+3 more)" in replies[0] and "9 of 9 alerts in this incident" in replies[0]
+
+
+def test_big_incidents_stop_announcing_joins(feed: Feeder) -> None:
+    feed.send(*(make_alert(fingerprint=f"p{i}", pod=f"cart-{i}") for i in range(25)))
+    feed.send(make_alert(fingerprint="late", pod="cart-late"))
+    kinds = [k for k, _ in feed.outbox()]
+    assert kinds == ["parent", "update"]
