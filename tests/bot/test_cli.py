@@ -1,0 +1,94 @@
+"""The command line: start-up errors, investigate's contract, the demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_serve_without_settings_fails_with_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "incident-bot: configuration error: SLACK_BOT_TOKEN: required (the bot token, xoxb-…)"
+    ]
+
+
+def test_investigate_prints_the_contract_shape() -> None:
+    result = CliRunner().invoke(
+        main, ["investigate", "--scenario", str(ROOT / "scenarios/cart-oomkilled.yaml"), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report) == {
+        "incident",
+        "category",
+        "summary",
+        "root_cause",
+        "trigger",
+        "confidence",
+        "evidence",
+        "actions",
+        "similar",
+        "missing_data",
+        "analyzer",
+    }
+    assert report["incident"] == {
+        "alertname": "KubePodCrashLooping",
+        "severity": "warning",
+        "namespace": "shop",
+        "object": "shop/Deployment/cart",
+    }
+    assert report["analyzer"] == "none" and report["category"] == "unknown"
+    assert "prometheus: no server configured" in report["missing_data"]
+    texts = [e["text"] for e in report["evidence"]]
+    assert any("OOMKilled (exit 137)" in t for t in texts)
+    assert all(set(e) == {"source", "text", "ref"} for e in report["evidence"])
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ("name: x\nnow: soon\nwebhook: {alerts: []}\n", "now"),
+        ("- not a mapping\n", "<root>"),
+        (
+            "name: x\nnow: '2026-11-20T10:00:00Z'\n"
+            "webhook: {status: firing, alerts: [{status: firing}]}\n",
+            "webhook.alerts[0]",
+        ),
+    ],
+)
+def test_investigate_bad_scenario_exits_2_naming_the_field(
+    tmp_path: Path, content: str, field: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    result = CliRunner().invoke(main, ["investigate", "--scenario", str(path), "--json"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert field in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_demo_prints_every_scenario_thread() -> None:
+    result = CliRunner().invoke(main, ["demo", "--once", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    scenarios = list((ROOT / "scenarios").glob("*.yaml"))
+    assert result.stdout.count("Evidence") >= len(scenarios)
+    assert "KubePodCrashLooping" in result.stdout
+    assert "shop/Deployment/cart" in result.stdout
