@@ -69,7 +69,7 @@ async def run_demo(scenario_dir: Path, *, port: int = 8080, once: bool = False) 
                 data_dir=Path(data_dir),
                 kube_mode="url",
                 kube_url=cluster.base_url,
-                slack_min_interval=0.2,
+                slack_min_interval=0.05,
             )
             runtime = Runtime(settings)
             runner = web.AppRunner(create_app(runtime), access_log=None)
@@ -80,7 +80,7 @@ async def run_demo(scenario_dir: Path, *, port: int = 8080, once: bool = False) 
             url = f"http://127.0.0.1:{bound}"
             try:
                 await fire(url, [s.webhook for s in scenarios])
-                await wait_for_threads(slack, len(scenarios), replies=1, within=20)
+                await wait_for_threads(slack, len(scenarios), replies=1, within=60)
                 render_threads(console, slack)
                 console.print(
                     f"\nBot: {url}  (POST /alertmanager with 'Authorization: Bearer {DEMO_TOKEN}')"
@@ -167,6 +167,7 @@ _EMOJI = {
     ":heavy_minus_sign:": "➖",
     ":repeat:": "🔁",
     ":arrow_forward:": "▶️",
+    ":hourglass:": "⌛",
 }
 
 

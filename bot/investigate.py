@@ -1,66 +1,196 @@
-"""``investigate``: run the evidence pipeline on one incident and build the §3 report."""
+"""Investigations: collect evidence, run the rule analyzer, deepen with Claude when configured.
+
+The same :class:`Investigator` serves the pipeline (every new incident), the CLI's live
+forms and ``investigate --scenario`` (a sandbox API server and, when the binaries exist, a
+real Prometheus loaded with the scenario's metrics).
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+import logging
+import shutil
+import tempfile
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from bot.collect.kubernetes import KubeCollector
+from bot.collect.prometheus import PromCollector
 from bot.config import Settings
-from bot.evidence import EvidenceCollector
 from bot.kube import KubeReader, make_api_client
-from bot.targets import WorkloadResolver
+from bot.masking import mask
+from bot.rca.analyzer import analyze
+from bot.rca.bundle import Bundle
+from bot.rca.model import Analysis
+from bot.targets import ObjectRef, WorkloadResolver
 from bot.webhook import WebhookPayload, parse_webhook
-from sandbox.kube import KubeSandbox
-from sandbox.scenario import Scenario
+
+if TYPE_CHECKING:
+    from bot.rca.claude import ClaudeAnalyzer
+    from sandbox.scenario import Scenario
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Investigation:
+    """One investigation's bundle, analysis and §3 report."""
+
+    bundle: Bundle
+    analysis: Analysis
+    report: dict[str, Any]
+
+
+class Investigator:
+    """Evidence → rules → (Claude). Dependencies are injected; see :meth:`from_settings`."""
+
+    def __init__(
+        self,
+        kube: KubeReader | None,
+        *,
+        prometheus_url: str | None = None,
+        evidence_timeout: float = 8.0,
+        claude: ClaudeAnalyzer | None = None,
+    ) -> None:
+        self._kube = kube
+        self._resolver = WorkloadResolver(kube)
+        self._collector = KubeCollector(kube, timeout=evidence_timeout)
+        self._prom = PromCollector(prometheus_url or None, timeout=min(5.0, evidence_timeout))
+        self.claude = claude
+
+    @classmethod
+    def from_settings(cls, settings: Settings, kube: KubeReader | None) -> Investigator:
+        """The investigator a running bot uses (Claude only with an API key)."""
+        investigator = cls(
+            kube,
+            prometheus_url=settings.prometheus_url,
+            evidence_timeout=settings.evidence_timeout,
+        )
+        if settings.anthropic_api_key:
+            from bot.rca.claude import make_claude
+
+            prometheus = investigator._prom.query if settings.prometheus_url else None
+            investigator.claude = make_claude(settings, kube=kube, prometheus=prometheus)
+        return investigator
+
+    async def rules(
+        self,
+        labels: Mapping[str, str],
+        annotations: Mapping[str, str],
+        *,
+        now: datetime,
+        target: ObjectRef | None = None,
+    ) -> Investigation:
+        """Collect evidence and run the rule analyzer (fast: no LLM)."""
+        if target is None:
+            target = await self._resolver.resolve(labels)
+        namespace = labels.get("namespace", target.namespace if target else "")
+        bundle = await self._collector.collect(
+            labels,
+            annotations,
+            alertname=labels.get("alertname", "unnamed"),
+            namespace=namespace,
+            target=target,
+            now=now,
+        )
+        pods = [ref.name for ref, _ in bundle.pods()]
+        series, missing = await self._prom.collect(labels, namespace=namespace, pods=pods, now=now)
+        bundle.metrics.update(series)
+        bundle.missing.extend(missing)
+        analysis = analyze(bundle)
+        return Investigation(bundle, analysis, report(analysis, labels, target))
+
+    async def deepen(self, first: Investigation) -> Investigation | None:
+        """Ask Claude to deepen the rules result; None when Claude is not configured."""
+        if self.claude is None:
+            return None
+        analysis = await self.claude.analyze(first.bundle, first.analysis)
+        return Investigation(
+            first.bundle, analysis, report(analysis, first.bundle.labels, first.bundle.target)
+        )
+
+    async def full(
+        self, labels: Mapping[str, str], annotations: Mapping[str, str], *, now: datetime
+    ) -> Investigation:
+        """Rules, then Claude when configured (the CLI's one-shot form)."""
+        first = await self.rules(labels, annotations, now=now)
+        deeper = await self.deepen(first)
+        return deeper or first
+
+
+def report(
+    analysis: Analysis, labels: Mapping[str, str], target: ObjectRef | None
+) -> dict[str, Any]:
+    """The §3 object with every free text masked (it goes to Slack, the CLI and the index)."""
+    incident = {
+        "alertname": labels.get("alertname", "unnamed"),
+        "severity": labels.get("severity", ""),
+        "namespace": labels.get("namespace", ""),
+        "object": str(target) if target else None,
+    }
+    out = analysis.to_report(incident)
+    for key in ("summary", "root_cause", "trigger"):
+        if isinstance(out.get(key), str):
+            out[key] = mask(out[key])
+    for item in out["evidence"]:
+        item["text"] = mask(item["text"])
+    out["missing_data"] = [mask(m) for m in out["missing_data"]]
+    if "alternative" in out:
+        out["alternative"]["summary"] = mask(str(out["alternative"]["summary"]))
+    return out
+
+
+def first_alert(payload: WebhookPayload) -> tuple[dict[str, str], dict[str, str]]:
+    """Labels and annotations of the first firing alert (else the first alert)."""
+    alert = next((a for a in payload.alerts if a.status == "firing"), payload.alerts[0])
+    return dict(alert.labels), dict(alert.annotations)
 
 
 async def investigate_scenario(scenario: Scenario, settings: Settings) -> dict[str, Any]:
-    """Serve the scenario's cluster on loopback and investigate its webhook through it.
+    """Serve the scenario's cluster (and metrics) on loopback and investigate its alert.
 
     Raises:
         PayloadError: when the scenario's webhook is not a valid notification.
     """
+    from sandbox.kube import KubeSandbox
+
     payload = parse_webhook(scenario.webhook)
-    async with KubeSandbox.from_scenario(scenario) as cluster:
+    labels, annotations = first_alert(payload)
+    async with AsyncExitStack() as stack:
+        cluster = await stack.enter_async_context(KubeSandbox.from_scenario(scenario))
+        prometheus_url: str | None = settings.prometheus_url
+        if scenario.metrics and not prometheus_url:
+            prometheus_url = await _scenario_prometheus(stack, scenario)
         local = replace(settings, kube_mode="url", kube_url=cluster.base_url)
         api = make_api_client(local)
         assert api is not None
         kube = KubeReader(api, timeout=settings.kube_timeout)
-        try:
-            return await investigate(payload, kube, settings, now=scenario.now)
-        finally:
-            kube.close()
+        stack.callback(kube.close)
+        investigator = Investigator.from_settings(
+            replace(settings, prometheus_url=prometheus_url or ""), kube
+        )
+        result = await investigator.full(labels, annotations, now=scenario.now)
+        return result.report
 
 
-async def investigate(
-    payload: WebhookPayload, kube: KubeReader | None, settings: Settings, *, now: Any
-) -> dict[str, Any]:
-    """The §3 report for the first firing alert of ``payload`` (rules arrive later)."""
-    alert = next((a for a in payload.alerts if a.status == "firing"), payload.alerts[0])
-    labels = alert.labels
-    obj = await WorkloadResolver(kube).resolve(labels)
-    evidence = await EvidenceCollector(kube, timeout=settings.evidence_timeout).collect(
-        obj, labels, now=now
-    )
-    missing = list(evidence.missing)
-    if not settings.prometheus_url:
-        missing.append("prometheus: no server configured")
-    summary = alert.annotations.get("summary") or alert.annotations.get("description", "")
-    return {
-        "incident": {
-            "alertname": labels.get("alertname", "unnamed"),
-            "severity": labels.get("severity", ""),
-            "namespace": labels.get("namespace", ""),
-            "object": str(obj) if obj else None,
-        },
-        "category": "unknown",
-        "summary": summary,
-        "root_cause": "",
-        "trigger": None,
-        "confidence": 0.0,
-        "evidence": [fact.to_dict() for fact in evidence.facts],
-        "actions": [],
-        "similar": [],
-        "missing_data": missing,
-        "analyzer": "none",
-    }
+async def _scenario_prometheus(stack: AsyncExitStack, scenario: Scenario) -> str | None:
+    """A real Prometheus holding the scenario's metrics, when the binaries exist."""
+    from sandbox.realstack import find_binary
+
+    if not (find_binary("prometheus") and find_binary("promtool")):
+        return None
+    from sandbox.backfill import scenario_prometheus
+
+    workdir = Path(tempfile.mkdtemp(prefix="incident-bot-prom-"))
+    stack.callback(shutil.rmtree, workdir, True)
+    try:
+        url: str = await stack.enter_async_context(
+            scenario_prometheus(scenario.metrics, scenario.now, workdir)
+        )
+    except Exception as exc:  # degrade: investigate without metrics, and say so
+        log.warning("could not load the scenario's metrics into Prometheus: %s", exc)
+        return None
+    return url

@@ -7,7 +7,7 @@ fallback, ``blocks`` are validated by slack_sdk (lengths, counts) when converted
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -112,52 +112,6 @@ def reply(text: str, *, context: str | None = None) -> Payload:
     return {"text": _plain(text), "blocks": [b.to_dict() for b in blocks]}
 
 
-def evidence_message(
-    annotations: Mapping[str, str],
-    facts: Sequence[tuple[str, str]],
-    missing: Sequence[str],
-) -> Payload:
-    """The first analysis reply: alert annotations and what the API says.
-
-    Args:
-        annotations: The alert's annotations (already masked).
-        facts: ``(object ref, statement)`` pairs from the evidence collector.
-        missing: What could not be collected, one line each.
-    """
-    blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=":mag: *Evidence* (first look)")),
-    ]
-    notes = [
-        f"*{escape(key)}*: {escape(value)}"
-        for key, value in annotations.items()
-        if key not in ("runbook_url",) and value
-    ]
-    if notes:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip("\n".join(notes)))))
-    if facts:
-        bullets = "\n".join(f"• `{escape(ref)}` {escape(text)}" for ref, text in facts[:40])
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(bullets))))
-    else:
-        blocks.append(
-            SectionBlock(text=MarkdownTextObject(text="_The Kubernetes API returned nothing._"))
-        )
-    if missing:
-        blocks.append(DividerBlock())
-        blocks.append(
-            ContextBlock(
-                elements=[
-                    MarkdownTextObject(
-                        text=clip(
-                            ":warning: Missing: " + "; ".join(escape(m) for m in missing), 1900
-                        )
-                    )
-                ]
-            )
-        )
-    text = f"Evidence: {len(facts)} facts" + (f", missing: {'; '.join(missing)}" if missing else "")
-    return {"text": clip(text, 3000), "blocks": [b.to_dict() for b in blocks]}
-
-
 def _status_line(incident: Mapping[str, Any], alert_count: int) -> str:
     opened = _parse_time(incident["opened_at"])
     if incident["status"] == "resolved" and incident["resolved_at"]:
@@ -201,3 +155,80 @@ def _parse_time(text: str) -> datetime:
 
 def _plain(text: str) -> str:
     return clip(text.replace("*", "").replace("`", ""), 3000)
+
+
+def rca_message(report: Mapping[str, Any], *, pending_claude: bool = False) -> Payload:
+    """The RCA reply: summary, cause, confidence, evidence, trigger, alternative, actions.
+
+    Args:
+        report: The CONTRACTS §3 object (already masked).
+        pending_claude: Say that a deeper Claude analysis will update this message.
+    """
+    category = str(report.get("category", "unknown"))
+    confidence = float(report.get("confidence") or 0.0)
+    analyzer = str(report.get("analyzer", "rules"))
+    source = "Claude" if analyzer == "claude" else "rules"
+    summary = escape(str(report.get("summary", "")))
+    head = (
+        f":mag: *Root cause* — `{escape(category)}` · confidence {confidence:.0%} · {source}\n"
+        f"*{summary}*"
+    )
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=clip(head)))]
+    if report.get("root_cause"):
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=clip(escape(str(report["root_cause"])))))
+        )
+    if report.get("trigger"):
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(text=clip(f"*Trigger*: {escape(str(report['trigger']))}"))
+            )
+        )
+    evidence = report.get("evidence") or []
+    if evidence:
+        bullets = "\n".join(
+            f"• `{escape(str(e.get('ref') or e.get('source')))}` {escape(str(e.get('text', '')))}"
+            for e in evidence[:12]
+        )
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip("*Evidence*\n" + bullets))))
+    alternative = report.get("alternative")
+    if alternative:
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=clip(
+                            f"Alternative: `{escape(str(alternative.get('category')))}` — "
+                            f"{escape(str(alternative.get('summary', '')))}",
+                            1900,
+                        )
+                    )
+                ]
+            )
+        )
+    actions = report.get("actions") or []
+    if actions:
+        lines = []
+        for action in actions[:5]:
+            line = f"• `{escape(str(action.get('kubectl', '')))}`"
+            if action.get("rollback"):
+                line += f"\n   rollback: `{escape(str(action['rollback']))}`"
+            lines.append(line)
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(text=clip("*Suggested actions*\n" + "\n".join(lines)))
+            )
+        )
+    notes = []
+    missing = list(report.get("missing_data") or [])
+    if missing:
+        notes.append(":warning: Missing data: " + "; ".join(escape(str(m)) for m in missing))
+    if pending_claude:
+        notes.append(":hourglass: Claude is investigating further; this message will be updated.")
+    if notes:
+        blocks.append(DividerBlock())
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=clip(n, 1900)) for n in notes])
+        )
+    text = f"Root cause ({category}, {confidence:.0%}): {report.get('summary', '')}"
+    return {"text": clip(text, 3000), "blocks": [b.to_dict() for b in blocks]}

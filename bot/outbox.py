@@ -134,6 +134,13 @@ class SlackOutbox:
         if item.kind != "parent" and thread is None:
             await store.call(store.outbox_mark, item.id, "failed", error="parent message missing")
             return True
+        if item.kind == "edit":
+            edit_ts = await store.call(store.outbox_ts, int(item.payload.get("edit_of", 0)))
+            if edit_ts is None:
+                await store.call(store.outbox_mark, item.id, "failed", error="original missing")
+                return True
+            assert thread is not None
+            thread = (thread[0], edit_ts)
         if item.kind == "update" and await store.call(
             store.newer_update_pending, item.id, item.incident_id
         ):
@@ -142,7 +149,7 @@ class SlackOutbox:
             return True
         await self._pace(item.channel)
         await store.call(store.outbox_mark, item.id, "sending")
-        method = "chat.update" if item.kind == "update" else "chat.postMessage"
+        method = "chat.update" if item.kind in ("update", "edit") else "chat.postMessage"
         try:
             response = await self._call(item, thread)
         except SlackApiError as exc:
@@ -181,7 +188,7 @@ class SlackOutbox:
             "event_type": META_TYPE,
             "event_payload": {"outbox_id": item.id, "incident_id": item.incident_id},
         }
-        if item.kind == "update":
+        if item.kind in ("update", "edit"):
             assert thread is not None
             return await self._client.chat_update(
                 channel=thread[0], ts=thread[1], text=payload["text"], blocks=payload["blocks"]
@@ -206,7 +213,7 @@ class SlackOutbox:
         """Settle rows a previous process left in ``sending``."""
         store = self._store
         for item in await store.call(store.outbox_interrupted):
-            if item.kind == "update":
+            if item.kind in ("update", "edit"):
                 continue  # updates are idempotent: simply sent again
             try:
                 found = await self._find_posted(item)

@@ -17,9 +17,9 @@ from datetime import datetime
 
 from bot import messages
 from bot.errors import PayloadError
-from bot.evidence import EvidenceCollector
 from bot.inbox import Inbox
 from bot.incidents import IncidentEngine
+from bot.investigate import Investigation, Investigator
 from bot.metrics import Metrics
 from bot.store import InboxItem, Store
 from bot.targets import ObjectRef, WorkloadResolver
@@ -38,7 +38,7 @@ class Pipeline:
         inbox: Inbox,
         engine: IncidentEngine,
         resolver: WorkloadResolver,
-        evidence: EvidenceCollector,
+        investigator: Investigator,
         metrics: Metrics,
         on_queued: Callable[[], None],
     ) -> None:
@@ -46,7 +46,7 @@ class Pipeline:
         self._inbox = inbox
         self._engine = engine
         self._resolver = resolver
-        self._evidence = evidence
+        self._investigator = investigator
         self._metrics = metrics
         self._on_queued = on_queued
         self._tasks: set[asyncio.Task[None]] = set()
@@ -117,34 +117,83 @@ class Pipeline:
         task.add_done_callback(self._tasks.discard)
 
     async def _first_look(self, incident_id: str) -> None:
-        """Collect evidence and queue the first analysis reply (exactly once)."""
+        """Investigate and queue the RCA reply (exactly once); then let Claude deepen it."""
         store = self._store
         incident = await store.call(store.get_incident, incident_id)
-        alerts = await store.call(store.incident_alerts, incident_id)
-        if incident is None or not alerts:
+        first = await store.call(store.first_alert, incident_id)
+        if incident is None or first is None:
             return
-        labels: dict[str, str] = json.loads(alerts[0]["labels"])
-        annotations: dict[str, str] = json.loads(alerts[0]["annotations"])
+        labels: dict[str, str] = json.loads(first["labels"])
+        annotations: dict[str, str] = json.loads(first["annotations"])
         obj = ObjectRef.parse(incident["object"]) if incident["object"] else None
+        # "Recent" is judged against the alert's start, not the wall clock, so a backlog
+        # replayed after an outage reads the same evidence.
+        started = datetime.fromisoformat(first["starts_at"])
+        investigation: Investigation | None = None
         try:
-            # "Recent" events are judged against the alert's start, not the wall clock, so
-            # a backlog replayed after an outage reads the same evidence.
-            started = max(datetime.fromisoformat(a["starts_at"]) for a in alerts)
-            found = await self._evidence.collect(obj, labels, now=started)
-            facts = [(f.ref, f.text) for f in found.facts]
-            payload = messages.evidence_message(annotations, facts, found.missing)
+            investigation = await self._investigator.rules(
+                labels, annotations, now=started, target=obj
+            )
+            payload = messages.rca_message(
+                investigation.report, pending_claude=self._investigator.claude is not None
+            )
         except Exception as exc:  # degrade: the thread still hears what went wrong
-            log.exception("evidence for %s failed", incident_id)
-            payload = messages.evidence_message(annotations, [], [f"evidence: {exc}"])
-        queued = await store.call(self._queue_first_look, incident_id, incident["channel"], payload)
-        if queued:
-            self._on_queued()
+            log.exception("investigation of %s failed", incident_id)
+            summary = annotations.get("summary") or annotations.get("description") or ""
+            payload = messages.reply(
+                f":warning: The investigation failed ({type(exc).__name__}: {exc}).",
+                context=summary or None,
+            )
+        report = investigation.report if investigation else None
+        reply_id = await store.call(
+            self._queue_first_look, incident_id, incident["channel"], payload, report
+        )
+        if reply_id is None:
+            return
+        self._on_queued()
+        if investigation is not None and self._investigator.claude is not None:
+            deeper = await self._investigator.deepen(investigation)
+            if deeper is not None:
+                edit = messages.rca_message(deeper.report)
+                await store.call(
+                    self._queue_edit,
+                    incident_id,
+                    incident["channel"],
+                    reply_id,
+                    edit,
+                    deeper.report,
+                )
+                self._on_queued()
 
-    def _queue_first_look(self, incident_id: str, channel: str, payload: messages.Payload) -> bool:
+    def _queue_edit(
+        self,
+        incident_id: str,
+        channel: str,
+        reply_id: int,
+        payload: messages.Payload,
+        report: dict[str, object],
+    ) -> None:
+        with self._store.transaction():
+            self._store.enqueue(
+                incident_id, channel, "edit", {**payload, "edit_of": reply_id}, time.time()
+            )
+            self._store.update_incident(incident_id, {"rca": json.dumps(report)})
+
+    def _queue_first_look(
+        self,
+        incident_id: str,
+        channel: str,
+        payload: messages.Payload,
+        report: dict[str, object] | None,
+    ) -> int | None:
+        """Queue the RCA reply once; its outbox id (for a later in-place edit) or None."""
         with self._store.transaction():
             incident = self._store.get_incident(incident_id)
             if incident is None or incident["evidence_state"] != "pending":
-                return False
-            self._store.enqueue(incident_id, channel, "reply", payload, time.time())
-            self._store.update_incident(incident_id, {"evidence_state": "done"})
-        return True
+                return None
+            reply_id = self._store.enqueue(incident_id, channel, "reply", payload, time.time())
+            changes: dict[str, object] = {"evidence_state": "done"}
+            if report is not None:
+                changes["rca"] = json.dumps(report)
+            self._store.update_incident(incident_id, changes)
+        return reply_id

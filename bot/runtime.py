@@ -9,9 +9,9 @@ import logging
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.evidence import EvidenceCollector
 from bot.inbox import Inbox
 from bot.incidents import IncidentEngine
+from bot.investigate import Investigator
 from bot.kube import KubeReader, make_api_client
 from bot.metrics import Metrics
 from bot.outbox import SlackOutbox, make_client
@@ -51,7 +51,7 @@ class Runtime:
             inbox=self.inbox,
             engine=IncidentEngine(self.store, settings),
             resolver=WorkloadResolver(kube),
-            evidence=EvidenceCollector(kube, timeout=settings.evidence_timeout),
+            investigator=Investigator.from_settings(settings, kube),
             metrics=self.metrics,
             on_queued=self.outbox.wake,
         )

@@ -79,7 +79,8 @@ CREATE TABLE IF NOT EXISTS incidents (
     reopen_times TEXT NOT NULL DEFAULT '[]',
     flapping INTEGER NOT NULL DEFAULT 0,
     evidence_state TEXT NOT NULL DEFAULT 'pending',  -- pending | done
-    received_at REAL NOT NULL
+    received_at REAL NOT NULL,
+    rca TEXT                                   -- the latest CONTRACTS §3 report (JSON)
 );
 CREATE INDEX IF NOT EXISTS incidents_group ON incidents(group_key, status);
 CREATE TABLE IF NOT EXISTS slack_threads (
@@ -91,7 +92,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
     incident_id TEXT NOT NULL,
     channel TEXT NOT NULL,
-    kind TEXT NOT NULL,                        -- parent | reply | update
+    kind TEXT NOT NULL,                        -- parent | reply | update | edit
     payload TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending',     -- pending | sending | sent | failed
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -135,6 +136,13 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self.conn.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add columns that newer versions introduced to an existing database."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(incidents)")}
+        if "rca" not in columns:
+            self.conn.execute("ALTER TABLE incidents ADD COLUMN rca TEXT")
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -391,6 +399,13 @@ class Store:
             (incident_id, item_id),
         ).fetchone()
         return row is not None
+
+    def outbox_ts(self, outbox_id: int) -> str | None:
+        """The Slack ts of a sent outbox row (what an ``edit`` row changes)."""
+        row = self.conn.execute(
+            "SELECT ts FROM outbox WHERE id = ? AND state = 'sent'", (outbox_id,)
+        ).fetchone()
+        return str(row[0]) if row and row[0] else None
 
     def outbox_depth(self) -> int:
         """How many Slack operations wait to be sent."""

@@ -9,10 +9,11 @@ reading this code. Unknown keys are ignored, as the contract requires.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,35 @@ class Scenario:
     metrics: list[dict[str, Any]]
     expected: dict[str, Any] | None
     path: Path | None
+
+    def rebased(self, now: datetime) -> Scenario:
+        """The same incident as if it were happening at ``now``.
+
+        Every RFC 3339 timestamp in the objects and the webhook moves by ``now - self.now``
+        (creation times, events, terminations, startsAt …), so a live alert can be
+        investigated against a frozen cluster without everything looking days old.
+        """
+        delta = now - self.now
+        return dataclasses.replace(
+            self,
+            now=now,
+            objects=[_shift(o, delta) for o in self.objects],
+            webhook=_shift(self.webhook, delta),
+        )
+
+
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _shift(value: Any, delta: timedelta) -> Any:
+    if isinstance(value, dict):
+        return {k: _shift(v, delta) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shift(v, delta) for v in value]
+    if isinstance(value, str) and _TIMESTAMP.match(value) and not value.startswith("0001-"):
+        moved = datetime.fromisoformat(value.replace("Z", "+00:00")) + delta
+        return moved.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
 
 
 def load_scenario(path: str | Path) -> Scenario:

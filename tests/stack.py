@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,10 +106,19 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(
-    tmp_path: Path, scenario: str = "cart-oomkilled", *, start: bool = True, **overrides: Any
+    tmp_path: Path,
+    scenario: str = "cart-oomkilled",
+    *,
+    start: bool = True,
+    rebase: bool = False,
+    **overrides: Any,
 ) -> AsyncIterator[Stack]:
+    """A running bot; ``rebase`` moves the scenario's cluster to the wall clock (live alerts)."""
     async with SlackSandbox() as slack:
-        kube = KubeSandbox.from_scenario(load_scenario(scenario_path(scenario)))
+        loaded = load_scenario(scenario_path(scenario))
+        if rebase:
+            loaded = loaded.rebased(datetime.now(UTC))
+        kube = KubeSandbox.from_scenario(loaded)
         async with kube:
             settings = replace(base_settings(tmp_path / "data", slack, kube.base_url), **overrides)
             stack = Stack(slack, kube, settings)

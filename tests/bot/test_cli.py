@@ -55,8 +55,10 @@ def test_investigate_prints_the_contract_shape() -> None:
         "namespace": "shop",
         "object": "shop/Deployment/cart",
     }
-    assert report["analyzer"] == "none" and report["category"] == "unknown"
-    assert "prometheus: no server configured" in report["missing_data"]
+    assert report["analyzer"] == "rules" and report["category"] == "oom_killed"
+    assert report["trigger"] and "revision 7" in report["trigger"]
+    assert [a["kind"] for a in report["actions"]][:2] == ["rollout_undo", "set_resources"]
+    assert 0.0 < report["confidence"] <= 1.0
     texts = [e["text"] for e in report["evidence"]]
     assert any("OOMKilled (exit 137)" in t for t in texts)
     assert all(set(e) == {"source", "text", "ref"} for e in report["evidence"])
@@ -89,6 +91,6 @@ def test_demo_prints_every_scenario_thread() -> None:
     result = CliRunner().invoke(main, ["demo", "--once", "--port", "0"])
     assert result.exit_code == 0, result.output
     scenarios = list((ROOT / "scenarios").glob("*.yaml"))
-    assert result.stdout.count("Evidence") >= len(scenarios)
+    assert result.stdout.count("Root cause") >= len(scenarios)
     assert "KubePodCrashLooping" in result.stdout
     assert "shop/Deployment/cart" in result.stdout

@@ -43,7 +43,7 @@ async def test_real_alert_becomes_thread_and_resolves(
     prometheus_bin: str,
     report_timing: Callable[[str, float], None],
 ) -> None:
-    async with running_stack(tmp_path) as stack:
+    async with running_stack(tmp_path, rebase=True) as stack:
         with ExitStack() as procs:
             am = AlertmanagerProcess(
                 tmp_path / "am", f"{stack.url}/alertmanager", TOKEN, binary=alertmanager_bin
@@ -64,7 +64,8 @@ async def test_real_alert_becomes_thread_and_resolves(
             assert "KubePodCrashLooping" in message_text(parent)
             assert "shop/Deployment/cart" in message_text(parent)
             assert ":red_circle:" in message_text(parent)
-            assert "OOMKilled" in message_text(evidence)
+            rca = message_text(evidence)
+            assert "oom_killed" in rca and "OOMKilled" in rca and "revision 7" in rca
             # Alertmanager's externalURL carries the host name, not the loopback address.
             assert f":{am.port}/#/alerts?filter=" in message_text(parent)
 

@@ -813,6 +813,8 @@ async def test_example_scenarios_are_served(path: Path) -> None:
                 assert found.metadata.name == meta["name"]
             core = client.CoreV1Api(api_client)
             for key, streams in scenario.logs.items():
+                if not (streams["current"] or streams["previous"]):
+                    continue  # an empty log is served as a 400 like the real API: not this test
                 namespace, name, container = key.split("/")
                 log = await to_thread(
                     core.read_namespaced_pod_log,

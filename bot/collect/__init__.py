@@ -1,0 +1,1 @@
+"""Evidence collectors: read-only Kubernetes and Prometheus, each time-boxed."""

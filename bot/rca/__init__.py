@@ -1,0 +1,1 @@
+"""Root-cause analysis: the evidence model, the rule analyzer and the Claude agent."""
