@@ -68,30 +68,75 @@ def serve(data_dir: str | None) -> None:
     "--scenario",
     "scenario_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="A scenario file (CONTRACTS.md §1).",
+    help="A scenario file (CONTRACTS.md §1): its cluster is served on loopback.",
 )
+@click.option(
+    "--alert",
+    "alert_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An Alertmanager webhook body (JSON) investigated against the live cluster.",
+)
+@click.option("--namespace", help="With --object: investigate this object in the live cluster.")
+@click.option("--object", "object_ref", help="Kind/name, e.g. Deployment/cart (with --namespace).")
 @click.option("--json", "as_json", is_flag=True, help="Print the contract's JSON object.")
-def investigate(scenario_path: Path, as_json: bool) -> None:
-    """Investigate a frozen incident through the sandbox API server."""
-    from bot.investigate import investigate_scenario
-    from sandbox.scenario import ScenarioError, load_scenario
+def investigate(
+    scenario_path: Path | None,
+    alert_path: Path | None,
+    namespace: str | None,
+    object_ref: str | None,
+    as_json: bool,
+) -> None:
+    """Investigate a frozen scenario, a webhook, or an object in the live cluster.
 
+    The live forms use the cluster access of the environment (INCIDENT_BOT_KUBE_MODE,
+    KUBECONFIG, INCIDENT_BOT_KUBE_CONTEXT) and INCIDENT_BOT_PROMETHEUS_URL.
+    """
+    forms = [scenario_path is not None, alert_path is not None, object_ref is not None]
+    if sum(forms) != 1 or (object_ref is not None and not namespace):
+        click.echo(
+            "incident-bot: usage: investigate --scenario FILE | --alert WEBHOOK.json | "
+            "--namespace NS --object Kind/name",
+            err=True,
+        )
+        sys.exit(2)
     settings = _settings()
     _logging("WARNING")
+    from bot.investigate import investigate_alert, investigate_object, investigate_scenario
+    from sandbox.scenario import ScenarioError, load_scenario
+
     try:
-        scenario = load_scenario(scenario_path)
-        result = asyncio.run(investigate_scenario(scenario, settings))
+        if scenario_path is not None:
+            scenario = load_scenario(scenario_path)
+            result = asyncio.run(investigate_scenario(scenario, settings))
+        elif alert_path is not None:
+            body = _read_file(alert_path)
+            result = asyncio.run(investigate_alert(body, settings))
+        else:
+            assert namespace is not None and object_ref is not None
+            result = asyncio.run(investigate_object(namespace, object_ref, settings))
     except ScenarioError as exc:
         click.echo(f"incident-bot: bad scenario: {exc}", err=True)
         sys.exit(2)
     except PayloadError as exc:
-        click.echo(f"incident-bot: bad scenario: {scenario_path}: webhook.{exc}", err=True)
+        source = scenario_path or alert_path
+        prefix = "webhook." if scenario_path is not None else ""
+        click.echo(f"incident-bot: bad input: {source}: {prefix}{exc}", err=True)
+        sys.exit(2)
+    except (ConfigError, ValueError) as exc:
+        click.echo(f"incident-bot: {exc}", err=True)
         sys.exit(2)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False))
     else:
         _print_report(result)
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        click.echo(f"incident-bot: cannot read {path}: {exc.strerror}", err=True)
+        sys.exit(2)
 
 
 def _print_report(result: dict[str, Any]) -> None:
@@ -101,11 +146,21 @@ def _print_report(result: dict[str, Any]) -> None:
     incident = result["incident"]
     console.print(
         f"[bold]{incident['alertname']}[/] {incident['object'] or incident['namespace']}"
-        f" ({incident['severity']})"
+        f" ({incident['severity']})",
+        highlight=False,
     )
-    console.print(f"category: {result['category']}  analyzer: {result['analyzer']}")
+    console.print(
+        f"[bold]{result['category']}[/] ({result['confidence']:.0%}, {result['analyzer']}): "
+        f"{result['summary']}",
+        highlight=False,
+    )
+    console.print(result["root_cause"], highlight=False)
+    if result.get("trigger"):
+        console.print(f"trigger: {result['trigger']}", highlight=False)
     for item in result["evidence"]:
         console.print(f"  • [cyan]{item['ref']}[/] {item['text']}", highlight=False)
+    for action in result["actions"]:
+        console.print(f"  → {action['kubectl']}", highlight=False)
     for line in result["missing_data"]:
         console.print(f"  [yellow]missing:[/] {line}", highlight=False)
 

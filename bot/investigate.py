@@ -13,14 +13,14 @@ import tempfile
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.collect.kubernetes import KubeCollector
 from bot.collect.prometheus import PromCollector
 from bot.config import Settings
-from bot.kube import KubeReader, make_api_client
+from bot.kube import RESOURCES, KubeReader, make_api_client
 from bot.masking import mask
 from bot.rca.analyzer import analyze
 from bot.rca.bundle import Bundle
@@ -147,6 +147,75 @@ def first_alert(payload: WebhookPayload) -> tuple[dict[str, str], dict[str, str]
     """Labels and annotations of the first firing alert (else the first alert)."""
     alert = next((a for a in payload.alerts if a.status == "firing"), payload.alerts[0])
     return dict(alert.labels), dict(alert.annotations)
+
+
+async def investigate_alert(body: bytes, settings: Settings) -> dict[str, Any]:
+    """Investigate a webhook body against the cluster the settings point at.
+
+    Raises:
+        PayloadError: when ``body`` is not a valid notification.
+        ConfigError: when the configured cluster access cannot be set up.
+    """
+    payload = parse_webhook(body)
+    labels, annotations = first_alert(payload)
+    alert = next((a for a in payload.alerts if a.status == "firing"), payload.alerts[0])
+    return await _live(settings, labels, annotations, now=alert.startsAt)
+
+
+async def investigate_object(namespace: str, object_ref: str, settings: Settings) -> dict[str, Any]:
+    """Investigate ``Kind/name`` in ``namespace`` of the live cluster, now.
+
+    Raises:
+        ValueError: when ``object_ref`` is not ``Kind/name`` of a readable kind.
+    """
+    kind, _, name = object_ref.partition("/")
+    if not kind or not name or kind not in RESOURCES:
+        raise ValueError(
+            f"--object must be Kind/name with Kind one of {', '.join(sorted(RESOURCES))}; "
+            f"got {object_ref!r}"
+        )
+    labels = {"alertname": "ManualInvestigation", "namespace": namespace, "severity": "none"}
+    label = _OBJECT_LABELS.get(kind)
+    if label:
+        labels[label] = name
+    target = ObjectRef(kind, name, "" if kind == "Node" else namespace)
+    return await _live(settings, labels, {}, now=datetime.now(UTC), target=target)
+
+
+# The kube-state-metrics label that names each kind (how alerts would name it).
+_OBJECT_LABELS = {
+    "Pod": "pod",
+    "Deployment": "deployment",
+    "StatefulSet": "statefulset",
+    "DaemonSet": "daemonset",
+    "Job": "job_name",
+    "CronJob": "cronjob",
+    "HorizontalPodAutoscaler": "horizontalpodautoscaler",
+    "PersistentVolumeClaim": "persistentvolumeclaim",
+    "Node": "node",
+    "Service": "service",
+    "ResourceQuota": "resourcequota",
+}
+
+
+async def _live(
+    settings: Settings,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    *,
+    now: datetime,
+    target: ObjectRef | None = None,
+) -> dict[str, Any]:
+    api = make_api_client(settings)
+    kube = KubeReader(api, timeout=settings.kube_timeout) if api else None
+    try:
+        investigator = Investigator.from_settings(settings, kube)
+        first = await investigator.rules(labels, annotations, now=now, target=target)
+        deeper = await investigator.deepen(first)
+        return (deeper or first).report
+    finally:
+        if kube is not None:
+            kube.close()
 
 
 async def investigate_scenario(scenario: Scenario, settings: Settings) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from bot.rca.bundle import Bundle, RolloutDiff
 from bot.rca.facts import Facts
 from bot.rca.model import Action, Analysis, EvidenceItem, Hypothesis
 from bot.rca.rules_k8s import RULES as K8S_RULES
+from bot.rca.rules_k8s import recent_warnings
 from bot.rca.rules_pods import RULES as POD_RULES
 from bot.rca.rules_pods import log_rules
 
@@ -109,12 +110,42 @@ def analyze(bundle: Bundle) -> Analysis:
     if alternatives:
         primary.against.append(f"alternative: {alternatives[0].summary}")
     _add_trigger(primary, bundle)
+    _add_context(primary, facts)
     return Analysis(
         primary=primary,
         alternatives=alternatives[:3],
         missing_data=list(bundle.missing),
         analyzer="rules",
     )
+
+
+def _add_context(h: Hypothesis, facts: Facts, limit: int = 12) -> None:
+    """Complete the answer's evidence with what an engineer would read next.
+
+    The alert's own description, the first error line of each failing container and the
+    recent Warning events — each only once, and never beyond ``limit`` items — so the
+    thread carries the details (names, numbers, messages) without opening a terminal.
+    """
+    seen = {item.text for item in h.evidence}
+
+    def add(item: EvidenceItem) -> None:
+        if len(h.evidence) < limit and item.text and item.text not in seen:
+            seen.add(item.text)
+            h.evidence.append(item)
+
+    ref = h.object or ""
+    for key in ("description", "message", "summary"):
+        text = facts.bundle.annotations.get(key)
+        if text:
+            add(EvidenceItem("alert", text.strip()[:400], ref))
+            break
+    if h.category != "not_an_incident":
+        for container in facts.failing():
+            line = facts.crash_lines.get(container.key)
+            if line:
+                add(EvidenceItem("logs", line, str(container.pod)))
+        for item in recent_warnings(facts, 6):
+            add(item)
 
 
 def _unknown(facts: Facts) -> Hypothesis:

@@ -594,10 +594,10 @@ def service_no_endpoints(f: Facts) -> Hypothesis | None:
     return None
 
 
-def recent_warnings(f: Facts) -> list[EvidenceItem]:
-    """Up to three Warning events of the last hour, for rules that want context."""
+def recent_warnings(f: Facts, limit: int = 3) -> list[EvidenceItem]:
+    """Up to ``limit`` Warning events of the last hour, newest first."""
     events = recent(f.warnings(), f.bundle.now, timedelta(hours=1))
-    return [_event_item(e) for e in events[:3]]
+    return [_event_item(e) for e in events[:limit]]
 
 
 RULES = (

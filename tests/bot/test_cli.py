@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
+from sandbox.kube import KubeSandbox
+from sandbox.scenario import load_scenario
 
 ROOT = Path(__file__).parents[2]
 
@@ -94,3 +100,81 @@ def test_demo_prints_every_scenario_thread() -> None:
     assert result.stdout.count("Root cause") >= len(scenarios)
     assert "KubePodCrashLooping" in result.stdout
     assert "shop/Deployment/cart" in result.stdout
+
+
+@pytest.fixture
+def live_cluster() -> Iterator[str]:
+    """The cart scenario, moved to the wall clock, served from a thread of its own."""
+    scenario = load_scenario(ROOT / "scenarios/cart-oomkilled.yaml").rebased(datetime.now(UTC))
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, str] = {}
+    sandbox = KubeSandbox.from_scenario(scenario)
+
+    async def serve() -> None:
+        holder["url"] = await sandbox.start()
+        ready.set()
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(serve(), loop)
+    assert ready.wait(10)
+    yield holder["url"]
+    asyncio.run_coroutine_threadsafe(sandbox.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+def _live_env(url: str) -> dict[str, str]:
+    return {"INCIDENT_BOT_KUBE_MODE": "url", "INCIDENT_BOT_KUBE_URL": url}
+
+
+def test_investigate_live_object(live_cluster: str) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["investigate", "--namespace", "shop", "--object", "Deployment/cart", "--json"],
+        env=_live_env(live_cluster),
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["category"], report["incident"]["object"]) == (
+        "oom_killed",
+        "shop/Deployment/cart",
+    )
+
+
+def test_investigate_live_alert(live_cluster: str, tmp_path: Path) -> None:
+    webhook = (
+        load_scenario(ROOT / "scenarios/cart-oomkilled.yaml").rebased(datetime.now(UTC)).webhook
+    )
+    path = tmp_path / "alert.json"
+    path.write_text(json.dumps(webhook))
+    result = CliRunner().invoke(
+        main, ["investigate", "--alert", str(path), "--json"], env=_live_env(live_cluster)
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["category"] == "oom_killed"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["investigate"],
+        ["investigate", "--object", "Deployment/cart"],
+        ["investigate", "--namespace", "shop", "--object", "Secret/db"],
+        ["investigate", "--alert", "/nonexistent.json"],
+    ],
+)
+def test_investigate_usage_errors_exit_2(args: list[str]) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("incident-bot: ")
+
+
+def test_investigate_bad_alert_names_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "alert.json"
+    path.write_text('{"status": "firing", "alerts": [{"status": "firing", "labels": {}}]}')
+    result = CliRunner().invoke(main, ["investigate", "--alert", str(path), "--json"])
+    assert result.exit_code == 2
+    assert "alerts[0]" in result.stderr
