@@ -76,6 +76,11 @@ class Investigator:
             investigator.claude = make_claude(settings, kube=kube, prometheus=prometheus)
         return investigator
 
+    async def close(self) -> None:
+        """Release the Claude client, if any."""
+        if self.claude is not None:
+            await self.claude.close()
+
     async def rules(
         self,
         labels: Mapping[str, str],
@@ -208,12 +213,13 @@ async def _live(
 ) -> dict[str, Any]:
     api = make_api_client(settings)
     kube = KubeReader(api, timeout=settings.kube_timeout) if api else None
+    investigator = Investigator.from_settings(settings, kube)
     try:
-        investigator = Investigator.from_settings(settings, kube)
         first = await investigator.rules(labels, annotations, now=now, target=target)
         deeper = await investigator.deepen(first)
         return (deeper or first).report
     finally:
+        await investigator.close()
         if kube is not None:
             kube.close()
 
@@ -241,6 +247,7 @@ async def investigate_scenario(scenario: Scenario, settings: Settings) -> dict[s
         investigator = Investigator.from_settings(
             replace(settings, prometheus_url=prometheus_url or ""), kube
         )
+        stack.push_async_callback(investigator.close)
         result = await investigator.full(labels, annotations, now=scenario.now)
         return result.report
 

@@ -72,6 +72,7 @@ class Pipeline:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._investigator.close()
 
     async def drain(self) -> int:
         """Apply every pending inbox row once; return how many were handled."""

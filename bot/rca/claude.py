@@ -128,6 +128,10 @@ class ClaudeAnalyzer:
         self.token_budget = token_budget
         self.max_tokens = max_tokens
 
+    async def close(self) -> None:
+        """Close the HTTP client (its connection pool)."""
+        await self._client.close()
+
     async def analyze(
         self, bundle: Bundle, rules: Analysis, *, similar: Sequence[Mapping[str, Any]] = ()
     ) -> Analysis:
