@@ -31,10 +31,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from aiohttp import web
+
+from sandbox.loopback import LoopbackServer
 
 JSONDict = dict[str, Any]
 
@@ -175,7 +176,7 @@ class _Invalid(Exception):
 # --------------------------------------------------------------------------- the server
 
 
-class AnthropicSandbox:
+class AnthropicSandbox(LoopbackServer):
     """An in-process Anthropic Messages API on 127.0.0.1.
 
     Args:
@@ -194,52 +195,14 @@ class AnthropicSandbox:
         self._clock = clock
         self._script: deque[Turn] = deque()
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
+        super().__init__()
 
     # ----------------------------------------------------------------- lifecycle
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Start serving and return the base URL; ``port=0`` picks a free port."""
-        if self._runner is not None:
-            raise RuntimeError("the sandbox is already running")
+    def make_app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_route("*", "/{path:.*}", self._handle)
-        # Cancel handlers whose client went away (a timed-out request sleeping in delay()).
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.1
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
-        self._base_url = f"http://{host}:{runner.addresses[0][1]}"
-        return self._base_url
-
-    async def stop(self) -> None:
-        """Stop serving; requests still in flight are cancelled."""
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``, for ``AsyncAnthropic(base_url=...)``."""
-        if self._base_url is None:
-            raise RuntimeError("AnthropicSandbox is not started")
-        return self._base_url
+        return app
 
     # ------------------------------------------------------------ scripting
 

@@ -21,8 +21,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from ipaddress import ip_address
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +36,7 @@ from sandbox.kube_selectors import (
     supported_fields,
 )
 from sandbox.kube_store import ObjectStore, StatusError, invalid_cause, object_key
+from sandbox.loopback import LoopbackServer
 from sandbox.scenario import Scenario
 
 __all__ = ["KubeSandbox"]
@@ -60,7 +59,7 @@ class _Target:
     subresource: str | None = None
 
 
-class KubeSandbox:
+class KubeSandbox(LoopbackServer):
     """A fake Kubernetes API server on loopback, for the official client and for tests.
 
     Args:
@@ -90,8 +89,7 @@ class KubeSandbox:
         self._failures = 0
         self._failure_status = 500
         self._delay = 0.0
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
+        super().__init__()
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> KubeSandbox:
@@ -100,59 +98,10 @@ class KubeSandbox:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Start serving and return the base URL (``http://127.0.0.1:PORT``).
-
-        Args:
-            host: A loopback address to bind.
-            port: The port; 0 (the default) picks a free one.
-
-        Raises:
-            ValueError: ``host`` is not a loopback address.
-            RuntimeError: The sandbox is already running.
-        """
-        if self._runner is not None:
-            raise RuntimeError("the sandbox is already running")
-        if host != "localhost" and not ip_address(host).is_loopback:
-            raise ValueError(f"the sandbox binds loopback addresses only, not {host!r}")
+    def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_route("*", "/{path:.*}", self._dispatch)
-        # Cancel handlers whose client went away (a timed-out request sleeping in set_delay).
-        runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound_host, bound_port = runner.addresses[0][:2]
-        self._runner = runner
-        self._base_url = (
-            f"http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}"
-        )
-        return self._base_url
-
-    async def stop(self) -> None:
-        """Stop serving; requests still in flight are cancelled."""
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> KubeSandbox:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``, for ``kubernetes.client.Configuration(host=...)``."""
-        if self._base_url is None:
-            raise RuntimeError("the sandbox has not been started")
-        return self._base_url
+        return app
 
     # --- test helpers ------------------------------------------------------------------------
 

@@ -21,12 +21,12 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
+from sandbox.loopback import LoopbackServer
 from sandbox.slack_blocks_check import check_message_blocks, check_view
 
 JSONDict = dict[str, Any]
@@ -238,7 +238,7 @@ def _in_range(p: _Params) -> Callable[[str], bool]:
     return keep
 
 
-class SlackSandbox:
+class SlackSandbox(LoopbackServer):
     """An in-process Slack Web API on 127.0.0.1.
 
     Any channel name or ID is accepted and gets a stable ID (``#incidents`` -> ``C...``, a user
@@ -293,9 +293,7 @@ class SlackSandbox:
         self._delay: tuple[float, str | None] = (0.0, None)
         self._last_ts_micros = 0
         self._counter = 0
-        self._runner: web.AppRunner | None = None
-        self._host = "127.0.0.1"
-        self._port: int | None = None
+        super().__init__()
         self._methods: dict[str, Callable[[_Params], JSONDict]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -324,43 +322,12 @@ class SlackSandbox:
 
     # ----------------------------------------------------------------- lifecycle
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Start serving; ``port=0`` picks a free port (read it from ``base_url``)."""
+    def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("POST", "/api/{method}", self._handle_api)
         app.router.add_route("GET", "/api/{method}", self._handle_api)
         app.router.add_route("POST", "/upload/v1/{file_id}", self._handle_upload)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        self._host = host
-        self._port = int(self._runner.addresses[0][1])
-
-    async def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` of the running server."""
-        if self._port is None:
-            raise RuntimeError("SlackSandbox is not started")
-        return f"http://{self._host}:{self._port}"
+        return app
 
     @property
     def api_url(self) -> str:

@@ -246,3 +246,10 @@ async def test_investigation_resolves_the_object(path: Path) -> None:
     else:
         assert result["incident"]["object"] == exp["object"]
         assert result["evidence"]
+
+
+def test_the_analyzer_speaks_the_contract_vocabulary() -> None:
+    """The copy above is the contract's table; the code's list must equal it."""
+    from bot.rca.model import CATEGORIES
+
+    assert CATEGORIES == VOCABULARY
