@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from bot.cli_policy import policy
 from bot.config import Settings
 from bot.errors import ConfigError, PayloadError
 
@@ -185,6 +186,9 @@ def demo(scenario_dir: Path, port: int, once: bool) -> None:
         asyncio.run(run_demo(scenario_dir, port=port, once=once))
     except KeyboardInterrupt:
         pass
+
+
+main.add_command(policy)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,8 +6,9 @@ The tree::
     ├── ConfigError            a setting is missing or invalid (one line, shown at start-up)
     ├── PayloadError           a webhook body is not a valid Alertmanager notification
     ├── StoreError             the SQLite store cannot be opened or written
-    └── KubeError              the Kubernetes API answered an error or was unreachable
-        └── ReadOnlyViolation  code tried to issue a non-GET request through the reader
+    ├── KubeError              the Kubernetes API answered an error or was unreachable
+    │   └── ReadOnlyViolation  code tried to issue a non-GET request through the reader
+    └── PolicyError            a policy file is invalid (policies/engine.py)
 """
 
 from __future__ import annotations

@@ -24,9 +24,12 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.errors import KubeError
-from bot.kube import KubeReader
+
+if TYPE_CHECKING:
+    from bot.kube import KubeReader
 
 log = logging.getLogger(__name__)
 

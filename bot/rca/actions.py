@@ -69,6 +69,19 @@ def _replicas(value: Any, what: str = "replicas") -> int:
     return number
 
 
+def _revision(value: Any, what: str) -> int:
+    """A Deployment revision: a positive integer (revisions grow without a small bound)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{what} must be an integer")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{what} must be an integer") from None
+    if not 1 <= number <= 2**31:
+        raise ValueError(f"{what} must be a positive revision number")
+    return number
+
+
 def _quantities(value: Any, what: str) -> dict[str, str]:
     if value is None:
         return {}
@@ -95,12 +108,13 @@ def _rollout_undo(
 ) -> tuple[str, str | None, dict[str, Any]]:
     cmd = f"kubectl {_ns(ref)}rollout undo {_resource(ref)}"
     clean: dict[str, Any] = {}
-    if params.get("to_revision") is not None:
-        clean["to_revision"] = _replicas(params["to_revision"], "to_revision") or 1
+    # --to-revision=0 means "the previous revision" to kubectl: same as leaving it out.
+    if params.get("to_revision"):
+        clean["to_revision"] = _revision(params["to_revision"], "to_revision")
         cmd += f" --to-revision={clean['to_revision']}"
     back = None
-    if params.get("current_revision") is not None:
-        clean["current_revision"] = _replicas(params["current_revision"], "current_revision")
+    if params.get("current_revision"):
+        clean["current_revision"] = _revision(params["current_revision"], "current_revision")
         revision = clean["current_revision"]
         back = f"kubectl {_ns(ref)}rollout undo {_resource(ref)} --to-revision={revision}"
     return cmd, back, clean
