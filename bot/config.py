@@ -42,6 +42,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "ANTHROPIC_API_KEY": ("(unset)", "Enables the Claude analyzer when set."),
     "ANTHROPIC_BASE_URL": ("https://api.anthropic.com", "Any Anthropic-compatible endpoint."),
     "INCIDENT_BOT_ANTHROPIC_MODEL": ("claude-sonnet-4-6", "Model used by the Claude analyzer."),
+    "INCIDENT_BOT_POLICY": (
+        "policies/default.yaml",
+        "Policy files layered in order, comma-separated (`default` = the packaged one).",
+    ),
     "INCIDENT_BOT_FLAP_CYCLES": ("3", "Fire/resolve cycles that mark an incident flapping."),
     "INCIDENT_BOT_FLAP_WINDOW": ("1800", "Seconds in which those cycles are counted."),
     "INCIDENT_BOT_SLACK_MIN_INTERVAL": ("1.0", "Minimum seconds between posts to one channel."),
@@ -85,6 +89,7 @@ class Settings:
     anthropic_api_key: str = ""
     anthropic_base_url: str = "https://api.anthropic.com"
     anthropic_model: str = "claude-sonnet-4-6"
+    policy_files: tuple[str, ...] = ()
     flap_cycles: int = 3
     flap_window: float = 1800.0
     slack_min_interval: float = 1.0
@@ -145,6 +150,9 @@ class Settings:
             anthropic_api_key=get("ANTHROPIC_API_KEY"),
             anthropic_base_url=get("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
             anthropic_model=get("INCIDENT_BOT_ANTHROPIC_MODEL", "claude-sonnet-4-6"),
+            policy_files=tuple(
+                p.strip() for p in get("INCIDENT_BOT_POLICY").split(",") if p.strip()
+            ),
             flap_cycles=_int(env, "INCIDENT_BOT_FLAP_CYCLES", 3, low=2),
             flap_window=_float(env, "INCIDENT_BOT_FLAP_WINDOW", 1800.0),
             slack_min_interval=_float(env, "INCIDENT_BOT_SLACK_MIN_INTERVAL", 1.0, low=0.0),

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bot.collect.kubernetes import KubeCollector
 from bot.collect.prometheus import PromCollector
 from bot.config import Settings
+from bot.errors import ConfigError
 from bot.kube import RESOURCES, KubeReader, make_api_client
 from bot.masking import mask
 from bot.rca.analyzer import analyze
@@ -27,6 +28,8 @@ from bot.rca.bundle import Bundle
 from bot.rca.model import Analysis
 from bot.targets import ObjectRef, WorkloadResolver
 from bot.webhook import WebhookPayload, parse_webhook
+from policies.engine import Policy, PolicyError, judge, load_policy
+from policies.kubectl import parse_kubectl
 
 if TYPE_CHECKING:
     from bot.rca.claude import ClaudeAnalyzer
@@ -54,20 +57,27 @@ class Investigator:
         prometheus_url: str | None = None,
         evidence_timeout: float = 8.0,
         claude: ClaudeAnalyzer | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self._kube = kube
         self._resolver = WorkloadResolver(kube)
         self._collector = KubeCollector(kube, timeout=evidence_timeout)
         self._prom = PromCollector(prometheus_url or None, timeout=min(5.0, evidence_timeout))
         self.claude = claude
+        self.policy = policy if policy is not None else load_policy()
 
     @classmethod
     def from_settings(cls, settings: Settings, kube: KubeReader | None) -> Investigator:
         """The investigator a running bot uses (Claude only with an API key)."""
+        try:
+            policy = load_policy([Path(p) for p in settings.policy_files] or None)
+        except PolicyError as exc:
+            raise ConfigError("INCIDENT_BOT_POLICY", str(exc)) from None
         investigator = cls(
             kube,
             prometheus_url=settings.prometheus_url,
             evidence_timeout=settings.evidence_timeout,
+            policy=policy,
         )
         if settings.anthropic_api_key:
             from bot.rca.claude import make_claude
@@ -106,7 +116,7 @@ class Investigator:
         bundle.metrics.update(series)
         bundle.missing.extend(missing)
         analysis = analyze(bundle)
-        return Investigation(bundle, analysis, report(analysis, labels, target))
+        return Investigation(bundle, analysis, report(analysis, labels, target, self.policy))
 
     async def deepen(self, first: Investigation) -> Investigation | None:
         """Ask Claude to deepen the rules result; None when Claude is not configured."""
@@ -114,7 +124,9 @@ class Investigator:
             return None
         analysis = await self.claude.analyze(first.bundle, first.analysis)
         return Investigation(
-            first.bundle, analysis, report(analysis, first.bundle.labels, first.bundle.target)
+            first.bundle,
+            analysis,
+            report(analysis, first.bundle.labels, first.bundle.target, self.policy),
         )
 
     async def full(
@@ -126,8 +138,37 @@ class Investigator:
         return deeper or first
 
 
+def judged_actions(
+    analysis: Analysis, labels: Mapping[str, str], policy: Policy | None
+) -> list[dict[str, Any]] | None:
+    """Each suggested action with the policy's verdict, risk and reasons (§3 ``actions``).
+
+    The action's own kubectl rendering goes through the same parser and engine as
+    ``policy check``, so what the thread shows is exactly what an approval would judge.
+    """
+    if policy is None:
+        return None
+    out = []
+    for action in analysis.primary.actions:
+        judgement = judge(parse_kubectl(action.kubectl), policy, labels=labels)
+        out.append(
+            {
+                "kind": action.kind,
+                "kubectl": action.kubectl,
+                "risk": judgement.risk,
+                "verdict": judgement.verdict,
+                "reasons": list(judgement.reasons),
+                "rollback": action.rollback,
+            }
+        )
+    return out
+
+
 def report(
-    analysis: Analysis, labels: Mapping[str, str], target: ObjectRef | None
+    analysis: Analysis,
+    labels: Mapping[str, str],
+    target: ObjectRef | None,
+    policy: Policy | None = None,
 ) -> dict[str, Any]:
     """The §3 object with every free text masked (it goes to Slack, the CLI and the index)."""
     incident = {
@@ -136,7 +177,7 @@ def report(
         "namespace": labels.get("namespace", ""),
         "object": str(target) if target else None,
     }
-    out = analysis.to_report(incident)
+    out = analysis.to_report(incident, judged_actions=judged_actions(analysis, labels, policy))
     for key in ("summary", "root_cause", "trigger"):
         if isinstance(out.get(key), str):
             out[key] = mask(out[key])

@@ -211,6 +211,8 @@ def rca_message(report: Mapping[str, Any], *, pending_claude: bool = False) -> P
         lines = []
         for action in actions[:5]:
             line = f"• `{escape(str(action.get('kubectl', '')))}`"
+            if action.get("verdict"):
+                line += f" — risk {action.get('risk')}, {str(action['verdict']).replace('_', ' ')}"
             if action.get("rollback"):
                 line += f"\n   rollback: `{escape(str(action['rollback']))}`"
             lines.append(line)

@@ -64,6 +64,8 @@ def test_investigate_prints_the_contract_shape() -> None:
     assert report["analyzer"] == "rules" and report["category"] == "oom_killed"
     assert report["trigger"] and "revision 7" in report["trigger"]
     assert [a["kind"] for a in report["actions"]][:2] == ["rollout_undo", "set_resources"]
+    # Every suggestion is judged by the default policy, as `policy check` would.
+    assert all(a["verdict"] == "allowed" and a["risk"] == "medium" for a in report["actions"])
     assert 0.0 < report["confidence"] <= 1.0
     texts = [e["text"] for e in report["evidence"]]
     assert any("OOMKilled (exit 137)" in t for t in texts)
@@ -178,3 +180,28 @@ def test_investigate_bad_alert_names_the_field(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["investigate", "--alert", str(path), "--json"])
     assert result.exit_code == 2
     assert "alerts[0]" in result.stderr
+
+
+def test_investigate_with_a_stricter_policy(tmp_path: Path) -> None:
+    policy = tmp_path / "strict.json"
+    policy.write_text('{"allowed_commands": ["kubectl scale"], "forbidden_keywords": ["undo"]}')
+    result = CliRunner().invoke(
+        main,
+        ["investigate", "--scenario", str(ROOT / "scenarios/cart-oomkilled.yaml"), "--json"],
+        env={"INCIDENT_BOT_POLICY": str(policy)},
+    )
+    assert result.exit_code == 0, result.output
+    verdicts = {a["kind"]: a["verdict"] for a in json.loads(result.stdout)["actions"]}
+    assert verdicts == {"rollout_undo": "denied", "set_resources": "denied"}
+
+
+def test_invalid_policy_file_is_a_one_line_config_error(tmp_path: Path) -> None:
+    policy = tmp_path / "bad.yaml"
+    policy.write_text("allowed_commands: 5\n")
+    result = CliRunner().invoke(
+        main,
+        ["investigate", "--scenario", str(ROOT / "scenarios/cart-oomkilled.yaml"), "--json"],
+        env={"INCIDENT_BOT_POLICY": str(policy)},
+    )
+    assert result.exit_code == 2
+    assert "INCIDENT_BOT_POLICY" in result.stderr and len(result.stderr.strip().splitlines()) == 1
