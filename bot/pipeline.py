@@ -46,7 +46,7 @@ class Pipeline:
         self._inbox = inbox
         self._engine = engine
         self._resolver = resolver
-        self._investigator = investigator
+        self.investigator = investigator
         self._metrics = metrics
         self._on_queued = on_queued
         self._tasks: set[asyncio.Task[None]] = set()
@@ -72,7 +72,7 @@ class Pipeline:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._investigator.close()
+            await self.investigator.close()
 
     async def drain(self) -> int:
         """Apply every pending inbox row once; return how many were handled."""
@@ -132,11 +132,11 @@ class Pipeline:
         started = datetime.fromisoformat(first["starts_at"])
         investigation: Investigation | None = None
         try:
-            investigation = await self._investigator.rules(
+            investigation = await self.investigator.rules(
                 labels, annotations, now=started, target=obj
             )
             payload = messages.rca_message(
-                investigation.report, pending_claude=self._investigator.claude is not None
+                investigation.report, pending_claude=self.investigator.claude is not None
             )
         except Exception as exc:  # degrade: the thread still hears what went wrong
             log.exception("investigation of %s failed", incident_id)
@@ -152,8 +152,8 @@ class Pipeline:
         if reply_id is None:
             return
         self._on_queued()
-        if investigation is not None and self._investigator.claude is not None:
-            deeper = await self._investigator.deepen(investigation)
+        if investigation is not None and self.investigator.claude is not None:
+            deeper = await self.investigator.deepen(investigation)
             if deeper is not None:
                 edit = messages.rca_message(deeper.report)
                 await store.call(

@@ -11,6 +11,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Runtime
+from handlers import commands
 
 BOLT = web.AppKey("bolt", AsyncApp)
 
@@ -18,13 +19,15 @@ BOLT = web.AppKey("bolt", AsyncApp)
 def build_bolt(runtime: Runtime) -> AsyncApp:
     """The Bolt app, sharing the runtime's Web API client (and its retry policy)."""
     settings = runtime.settings
-    return AsyncApp(
+    bolt = AsyncApp(
         client=runtime.slack,
         signing_secret=settings.slack_signing_secret or None,
         # Socket Mode requests are not signed; HTTP requests always are.
         request_verification_enabled=not settings.socket_mode,
         process_before_response=False,
     )
+    commands.register(bolt, runtime)
+    return bolt
 
 
 def register(app: web.Application) -> None:

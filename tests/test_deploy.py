@@ -284,12 +284,24 @@ def _manifest() -> dict[str, Any]:
     return manifest
 
 
+_SLASH_COMMAND = re.compile(r"""\.command\(\s*["'](/[a-z-]+)["']""")
+
+
+def _slash_commands_registered() -> set[str]:
+    found: set[str] = set()
+    for path in (ROOT / "handlers").rglob("*.py"):
+        found.update(_SLASH_COMMAND.findall(path.read_text(encoding="utf-8")))
+    return found
+
+
 def test_manifest_scopes_match_the_methods_called() -> None:
     called = _slack_methods_called()
     assert "chat_postMessage" in called  # the scan itself still works
     unknown = called - METHOD_SCOPES.keys()
     assert not unknown, f"add {sorted(unknown)} to METHOD_SCOPES and their scopes to manifest.yml"
     wanted = set().union(*(METHOD_SCOPES[method] for method in called))
+    if _slash_commands_registered():
+        wanted.add("commands")
     manifest = _manifest()
     bot_scopes = manifest["oauth_config"]["scopes"]["bot"]
     assert len(bot_scopes) == len(set(bot_scopes))
@@ -387,3 +399,13 @@ def test_dockerfile_runtime_stage() -> None:
     assert "HF_HUB_OFFLINE=1" in env and "INCIDENT_BOT_DATA_DIR=/data" in env
     (health,) = [i for i in runtime if i.upper().startswith("HEALTHCHECK ")]
     assert "urllib" in health and "/healthz" in health
+
+
+def test_every_slash_command_is_declared_with_a_usage_hint() -> None:
+    registered = _slash_commands_registered()
+    assert "/policy" in registered  # the scan itself still works
+    declared = {c["command"]: c for c in _manifest()["features"].get("slash_commands", [])}
+    assert set(declared) == registered
+    for command in declared.values():
+        assert command["url"].endswith("/slack/events")
+        assert command.get("usage_hint") and command.get("description")
