@@ -8,7 +8,7 @@ The tree::
     ├── StoreError             the SQLite store cannot be opened or written
     ├── KubeError              the Kubernetes API answered an error or was unreachable
     │   └── ReadOnlyViolation  code tried to issue a non-GET request through the reader
-    └── PolicyError            a policy file is invalid (policies/engine.py)
+    └── PolicyError            a policy file is invalid (policies/schema.py)
 """
 
 from __future__ import annotations

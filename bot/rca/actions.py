@@ -57,29 +57,25 @@ def _container(params: Mapping[str, Any]) -> str:
     return name
 
 
-def _replicas(value: Any, what: str = "replicas") -> int:
+def _integer(value: Any, what: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"{what} must be an integer")
     try:
         number = int(value)
     except ValueError:
         raise ValueError(f"{what} must be an integer") from None
-    if not 0 <= number <= MAX_REPLICAS:
-        raise ValueError(f"{what} must be between 0 and {MAX_REPLICAS}")
+    if not low <= number <= high:
+        raise ValueError(f"{what} must be between {low} and {high}")
     return number
+
+
+def _replicas(value: Any, what: str = "replicas") -> int:
+    return _integer(value, what, 0, MAX_REPLICAS)
 
 
 def _revision(value: Any, what: str) -> int:
     """A Deployment revision: a positive integer (revisions grow without a small bound)."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"{what} must be an integer")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"{what} must be an integer") from None
-    if not 1 <= number <= 2**31:
-        raise ValueError(f"{what} must be a positive revision number")
-    return number
+    return _integer(value, what, 1, 2**31)
 
 
 def _quantities(value: Any, what: str) -> dict[str, str]:
