@@ -10,6 +10,9 @@ Three things live here:
 * :func:`parse_result` — the answer's validator (pydantic), raising :class:`ResultError`
   with a message short enough to quote back to the model in one retry.
 
+How each piece of evidence reads (object summaries, events, rollout, metric series) lives
+in :mod:`bot.rca.render`; this module only assembles and fences it.
+
 Untrusted text stays data (DESIGN principle 4). Everything that came from the cluster, an
 alert, a log, a past incident or even the rule analyzer (which quotes logs) is masked and
 wrapped by :func:`fence` in ``<untrusted_data source=… ref=…>…</untrusted_data>``, with
@@ -34,10 +37,16 @@ from pydantic import (
     field_validator,
 )
 
-from bot.masking import mask, mask_env
+from bot.masking import mask
 from bot.rca.actions import KINDS
-from bot.rca.bundle import Bundle, ContainerLogs, KubeObject, MetricSeries, RolloutDiff
+from bot.rca.bundle import Bundle, ContainerLogs, KubeObject, MetricSeries
 from bot.rca.model import CATEGORIES, Analysis, Hypothesis
+from bot.rca.render import clip
+from bot.rca.render import describe_rollout as describe_rollout
+from bot.rca.render import describe_series as describe_series
+from bot.rca.render import event_line as event_line
+from bot.rca.render import event_time as event_time
+from bot.rca.render import summarize_object as summarize_object
 
 # CONTRACTS §2, the meaning of each category, in the contract's order.
 CATEGORY_MEANINGS: Final[dict[str, str]] = {
@@ -100,12 +109,10 @@ EVIDENCE_SOURCES: Final = ("kubernetes", "events", "logs", "prometheus", "alert"
 _OBJECT_REF: Final = re.compile(
     r"^(?:[a-z0-9][-a-z0-9]{0,62}/)?[A-Z][A-Za-z]{1,62}/[a-z0-9][-a-z0-9.:]{0,252}$"
 )
-_FENCED_SNIPPET: Final = 300  # characters per annotation / env value / config value
 _LOG_LINES: Final = 40
 _LOG_CHARS: Final = 4000
 _EVENTS: Final = 40
 _SERIES: Final = 6
-_LAST_APPLIED: Final = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 # --------------------------------------------------------------------------- fencing
@@ -133,10 +140,6 @@ def fence(text: str, *, source: str, ref: str = "", **attrs: str) -> str:
 
 def _attr(value: str) -> str:
     return html.escape(mask(value).replace("\n", " "), quote=True)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --------------------------------------------------------------------------- the answer
@@ -372,7 +375,7 @@ def build_user_message(
     target = str(bundle.target) if bundle.target else ""
     alert = [f"alertname: {bundle.alertname}", f"namespace: {bundle.namespace}"]
     alert += [f"label {k}={v}" for k, v in sorted(bundle.labels.items())]
-    alert += [f"annotation {k}: {_clip(v, 1000)}" for k, v in sorted(bundle.annotations.items())]
+    alert += [f"annotation {k}: {clip(v, 1000)}" for k, v in sorted(bundle.annotations.items())]
     sections = [
         "Investigate this incident. The investigation clock is "
         f"{bundle.now.isoformat()}; the affected object, as far as the alert says, is below.",
@@ -425,11 +428,11 @@ def _describe_hypothesis(h: Hypothesis, label: str) -> list[str]:
         f"  summary: {h.summary}",
     ]
     if h.root_cause:
-        lines.append(f"  root cause: {_clip(h.root_cause, 800)}")
+        lines.append(f"  root cause: {clip(h.root_cause, 800)}")
     if h.trigger:
         lines.append(f"  trigger: {h.trigger}")
-    lines += [f"  evidence [{e.source} {e.ref}]: {_clip(e.text, 400)}" for e in h.evidence]
-    lines += [f"  against: {_clip(a, 400)}" for a in h.against]
+    lines += [f"  evidence [{e.source} {e.ref}]: {clip(e.text, 400)}" for e in h.evidence]
+    lines += [f"  against: {clip(a, 400)}" for a in h.against]
     lines += [f"  suggested: {a.kind} {a.target} ({a.kubectl})" for a in h.actions]
     return lines
 
@@ -445,28 +448,8 @@ def _describe_analysis(rules: Analysis) -> str:
 def _similar(similar: Sequence[Mapping[str, Any]]) -> Iterable[str]:
     for item in similar[:5]:
         keys = ("title", "category", "object", "root_cause", "action", "result", "score")
-        text = "\n".join(
-            f"{k}: {_clip(str(item[k]), 600)}" for k in keys if item.get(k) is not None
-        )
+        text = "\n".join(f"{k}: {clip(str(item[k]), 600)}" for k in keys if item.get(k) is not None)
         yield fence(text, source="history", ref=str(item.get("incident_id", "")))
-
-
-def event_time(event: KubeObject) -> str:
-    """The most recent timestamp an event carries (RFC 3339 text, "" when none)."""
-    return str(
-        event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or ""
-    )
-
-
-def event_line(event: KubeObject) -> str:
-    """``<time> <type> <reason> <Kind>/<name> x<count>: <message>``."""
-    inv = event.get("involvedObject") or {}
-    count = event.get("count") or (event.get("series") or {}).get("count") or 1
-    return (
-        f"{event_time(event)} {event.get('type', '')} {event.get('reason', '')} "
-        f"{inv.get('kind', '')}/{inv.get('name', '')} x{count}: "
-        f"{_clip(str(event.get('message', '')).strip(), 500)}"
-    )
 
 
 def _events(events: Sequence[KubeObject]) -> str:
@@ -492,209 +475,10 @@ def _logs(namespace: str, entry: ContainerLogs) -> str:
 
 def tail(text: str, lines: int, chars: int) -> str:
     """The last ``lines`` lines of ``text``, at most ``chars`` characters, long lines clipped."""
-    kept = [_clip(line, 400) for line in text.rstrip("\n").splitlines()[-lines:]]
+    kept = [clip(line, 400) for line in text.rstrip("\n").splitlines()[-lines:]]
     out = "\n".join(kept)
     return out if len(out) <= chars else "…" + out[-(chars - 1) :]
 
 
-def describe_rollout(rollout: RolloutDiff) -> str:
-    """The latest rollout and what it changed in the pod template."""
-    previous = f" from revision {rollout.previous_revision}" if rollout.previous_revision else ""
-    lines = [
-        f"{rollout.workload}: revision {rollout.current_revision}{previous} "
-        f"(ReplicaSet {rollout.current.name}) created {rollout.rolled_out_at}"
-    ]
-    for c in rollout.changes:
-        where = f" container {c.container}" if c.container else ""
-        before, after = _clip(c.before, 300) or "∅", _clip(c.after, 300) or "∅"
-        lines.append(f"changed {c.field}{where}: {before} → {after}")
-    if not rollout.changes:
-        lines.append("no pod template change found")
-    return "\n".join(lines)
-
-
-def describe_series(series: MetricSeries, points: int = 12) -> str:
-    """One series: labels, peak and last value, and a few evenly spaced points."""
-    labels = ",".join(f"{k}={v}" for k, v in sorted(series.labels.items()))
-    if not series.samples:
-        return f"{{{labels}}}: no samples"
-    step = max(1, len(series.samples) // points)
-    picked = list(series.samples[::step])[-points:]
-    if picked[-1] != series.samples[-1]:
-        picked.append(series.samples[-1])
-    values = " ".join(f"{_number(v)}@{int(t)}" for t, v in picked)
-    return (
-        f"{{{labels}}}: last {_number(series.last)} peak {_number(series.peak)} "
-        f"({len(series.samples)} samples; value@unix-time: {values})"
-    )
-
-
 def _metric(name: str, series: MetricSeries) -> str:
     return f"{name}: {series.query}\n{describe_series(series)}"
-
-
-def _number(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4g}"
-
-
-# --------------------------------------------------------------------------- object summaries
-
-
-def summarize_object(obj: KubeObject) -> str:
-    """A compact, human-readable summary of one object (not a full dump)."""
-    kind = str(obj.get("kind", ""))
-    meta = obj.get("metadata") or {}
-    ns = meta.get("namespace")
-    head = f"{kind} {ns + '/' if ns else ''}{meta.get('name', '')}"
-    owners = [f"{o.get('kind')}/{o.get('name')}" for o in meta.get("ownerReferences") or []]
-    if owners:
-        head += f" owned by {', '.join(owners)}"
-    lines = [head + f" created {meta.get('creationTimestamp', '?')}"]
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    if kind == "Pod":
-        lines += _pod(spec, status)
-    elif kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
-        lines += _workload(spec, status, meta)
-    elif kind == "Node":
-        lines += _node(spec, status)
-    elif kind == "ConfigMap":
-        data = obj.get("data") or {}
-        lines += [
-            f"data {k}: {_clip(mask_env(str(k), str(v)), _FENCED_SNIPPET)}"
-            for k, v in sorted(data.items())
-        ]
-    else:
-        for part in ("spec", "status"):
-            if obj.get(part):
-                lines.append(f"{part}: {_clip(_compact(obj[part]), 1200)}")
-    if meta.get("labels"):
-        lines.append("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(meta["labels"].items())))
-    for key, value in sorted((meta.get("annotations") or {}).items()):
-        if key != _LAST_APPLIED:
-            lines.append(f"annotation {key}: {_clip(str(value), _FENCED_SNIPPET)}")
-    return "\n".join(lines)
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
-
-
-def _conditions(status: KubeObject, *, all_of: bool = False) -> list[str]:
-    out = []
-    for c in status.get("conditions") or []:
-        if all_of or c.get("status") != "True" or c.get("type") in ("Failed", "Suspended"):
-            reason = (
-                f" ({c.get('reason')}: {_clip(str(c.get('message', '')), 200)})"
-                if c.get("reason")
-                else ""
-            )
-            out.append(f"condition {c.get('type')}={c.get('status')}{reason}")
-    return out
-
-
-def _state(state: KubeObject) -> str:
-    for name, detail in (state or {}).items():
-        detail = detail or {}
-        bits = [name]
-        if detail.get("reason"):
-            bits.append(str(detail["reason"]))
-        if "exitCode" in detail:
-            bits.append(f"exit {detail['exitCode']}")
-        if detail.get("finishedAt") or detail.get("startedAt"):
-            bits.append(f"at {detail.get('finishedAt') or detail.get('startedAt')}")
-        if detail.get("message"):
-            bits.append(_clip(str(detail["message"]), 300))
-        return " ".join(bits)
-    return "-"
-
-
-def _container_spec(c: KubeObject, *, init: bool = False) -> list[str]:
-    lines = [f"{'init ' if init else ''}container {c.get('name')} image={c.get('image')}"]
-    res = c.get("resources") or {}
-    for part in ("limits", "requests"):
-        if res.get(part):
-            lines.append(f"  {part}: " + ", ".join(f"{k}={v}" for k, v in res[part].items()))
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        if c.get(probe):
-            lines.append(f"  {probe}: {_clip(_compact(c[probe]), 300)}")
-    for cmd in ("command", "args"):
-        if c.get(cmd):
-            lines.append(f"  {cmd}: {_clip(_compact(c[cmd]), 300)}")
-    for env in c.get("env") or []:
-        if "valueFrom" in env:
-            lines.append(f"  env {env.get('name')} from {_compact(env['valueFrom'])}")
-        else:
-            name, value = str(env.get("name")), str(env.get("value", ""))
-            lines.append(f"  env {name}={_clip(mask_env(name, value), 200)}")
-    for src in c.get("envFrom") or []:
-        lines.append(f"  envFrom {_compact(src)}")
-    return lines
-
-
-def _pod(spec: KubeObject, status: KubeObject) -> list[str]:
-    lines = [f"phase={status.get('phase')} node={spec.get('nodeName', '-')}"]
-    if status.get("reason") or status.get("message"):
-        lines.append(
-            f"status {status.get('reason', '')}: {_clip(str(status.get('message', '')), 300)}"
-        )
-    lines += _conditions(status)
-    statuses = {
-        s.get("name"): s
-        for s in (status.get("initContainerStatuses") or [])
-        + (status.get("containerStatuses") or [])
-    }
-    for init, containers in ((True, spec.get("initContainers")), (False, spec.get("containers"))):
-        for c in containers or []:
-            lines += _container_spec(c, init=init)
-            s = statuses.get(c.get("name"))
-            if s:
-                now, last = _state(s.get("state") or {}), _state(s.get("lastState") or {})
-                lines.append(
-                    f"  ready={s.get('ready')} restarts={s.get('restartCount', 0)} "
-                    f"state: {now}; last: {last}"
-                )
-    return lines
-
-
-def _workload(spec: KubeObject, status: KubeObject, meta: KubeObject) -> list[str]:
-    keys = (
-        "replicas",
-        "readyReplicas",
-        "updatedReplicas",
-        "availableReplicas",
-        "active",
-        "succeeded",
-        "failed",
-        "currentNumberScheduled",
-        "numberReady",
-        "desiredNumberScheduled",
-    )
-    counts = " ".join(f"{k}={status[k]}" for k in keys if k in status)
-    revision = (meta.get("annotations") or {}).get("deployment.kubernetes.io/revision")
-    lines = [f"spec.replicas={spec.get('replicas', '-')} {counts}".rstrip()]
-    if revision:
-        lines.append(f"revision {revision}")
-    for key in ("backoffLimit", "activeDeadlineSeconds", "selector", "strategy"):
-        if key in spec:
-            lines.append(f"{key}: {_clip(_compact(spec[key]), 300)}")
-    lines += _conditions(status, all_of=True)
-    pod_spec = ((spec.get("template") or {}).get("spec")) or {}
-    for c in pod_spec.get("initContainers") or []:
-        lines += _container_spec(c, init=True)
-    for c in pod_spec.get("containers") or []:
-        lines += _container_spec(c)
-    return lines
-
-
-def _node(spec: KubeObject, status: KubeObject) -> list[str]:
-    lines = _conditions(status, all_of=True)
-    if spec.get("unschedulable"):
-        lines.append("unschedulable (cordoned)")
-    for taint in spec.get("taints") or []:
-        lines.append(f"taint {taint.get('key')}={taint.get('value', '')}:{taint.get('effect')}")
-    for part in ("capacity", "allocatable"):
-        if status.get(part):
-            lines.append(f"{part}: " + ", ".join(f"{k}={v}" for k, v in status[part].items()))
-    return lines
