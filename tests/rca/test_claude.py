@@ -26,8 +26,8 @@ from bot.rca.tools import ReadOnlyTools
 from bot.targets import ObjectRef
 from sandbox.anthropic import AnthropicSandbox, delay, error, malformed, text, tool_calls, tool_use
 from sandbox.kube import KubeSandbox
+from tests.rca.conftest import KEY
 
-KEY = "sk-ant-test-key"
 MODEL = "claude-sonnet-4-6"  # claude-sonnet-4-5 raises a DeprecationWarning in anthropic 2.12
 NOW = datetime(2026, 11, 20, 10, 15, tzinfo=UTC)
 POD = "cart-7d9f8b6c4-x2x9q"
@@ -255,20 +255,6 @@ def answer(
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[AnthropicSandbox]:
-    async with AnthropicSandbox(KEY) as sb:
-        yield sb
-
-
-@pytest.fixture
-async def client(sandbox: AnthropicSandbox) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    async with anthropic.AsyncAnthropic(
-        api_key=KEY, base_url=sandbox.base_url, max_retries=0, timeout=3.0
-    ) as c:
-        yield c
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ from bot.targets import ObjectRef
 from sandbox.anthropic import AnthropicSandbox, text, tool_use
 from sandbox.kube import KubeSandbox
 from tests.rca.test_claude import (
-    KEY,
     POD,
     answer,
     deployment,
@@ -169,20 +168,6 @@ def test_every_injection_is_fenced_in_the_user_message() -> None:
     )
     # alert labels + alert annotations + 2 annotations + pod label + event + 2 log streams
     assert_fenced(prompt, min_hits=8)
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[AnthropicSandbox]:
-    async with AnthropicSandbox(KEY) as sb:
-        yield sb
-
-
-@pytest.fixture
-async def client(sandbox: AnthropicSandbox) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    async with anthropic.AsyncAnthropic(
-        api_key=KEY, base_url=sandbox.base_url, max_retries=0, timeout=3.0
-    ) as c:
-        yield c
 
 
 @pytest.fixture
