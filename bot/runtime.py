@@ -42,7 +42,10 @@ class Runtime:
             api = make_api_client(settings)
             kube = KubeReader(api, timeout=settings.kube_timeout) if api else None
         self.kube = kube
-        self.inbox = Inbox(self.store)
+        # The inbox writes through its own connection and thread: a webhook's commit then
+        # waits only for SQLite's write lock, not behind the worker's queued store calls.
+        self._inbox_store = Store.open(settings.db_path) if store is None else self.store
+        self.inbox = Inbox(self._inbox_store)
         self.outbox = SlackOutbox(
             self.store, self.slack, self.metrics, min_interval=settings.slack_min_interval
         )
@@ -80,6 +83,8 @@ class Runtime:
         self._tasks = []
         if self.kube is not None:
             self.kube.close()
+        if self._inbox_store is not self.store:
+            self._inbox_store.close()
         self.store.close()
 
 
