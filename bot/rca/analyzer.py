@@ -32,6 +32,7 @@ from bot.rca.rules_k8s import RULES as K8S_RULES
 from bot.rca.rules_k8s import recent_warnings
 from bot.rca.rules_pods import RULES as POD_RULES
 from bot.rca.rules_pods import log_rules
+from bot.rca.rules_workloads import RULES as WORKLOAD_RULES
 
 TIERS: dict[str, int] = {
     "not_an_incident": 1,
@@ -92,7 +93,7 @@ def analyze(bundle: Bundle) -> Analysis:
     """Run every rule over ``bundle`` and return the ranked analysis."""
     facts = Facts.of(bundle)
     found: list[Hypothesis] = []
-    for rule in (*K8S_RULES, *POD_RULES):
+    for rule in (*K8S_RULES, *WORKLOAD_RULES, *POD_RULES):
         hypothesis = rule(facts)
         if hypothesis is not None:
             found.append(hypothesis)
