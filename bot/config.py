@@ -39,6 +39,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "INCIDENT_BOT_KUBE_TIMEOUT": ("5", "Seconds allowed per Kubernetes API request."),
     "INCIDENT_BOT_EVIDENCE_TIMEOUT": ("8", "Seconds allowed for all evidence of one incident."),
     "INCIDENT_BOT_PROMETHEUS_URL": ("(unset)", "Prometheus base URL for metric evidence."),
+    "INCIDENT_BOT_ALERTMANAGER_URL": (
+        "(the webhook's externalURL)",
+        "Alertmanager base URL for silences (API v2).",
+    ),
     "ANTHROPIC_API_KEY": ("(unset)", "Enables the Claude analyzer when set."),
     "ANTHROPIC_BASE_URL": ("https://api.anthropic.com", "Any Anthropic-compatible endpoint."),
     "INCIDENT_BOT_ANTHROPIC_MODEL": ("claude-sonnet-4-6", "Model used by the Claude analyzer."),
@@ -118,6 +122,7 @@ class Settings:
     kube_timeout: float = 5.0
     evidence_timeout: float = 8.0
     prometheus_url: str = ""
+    alertmanager_url: str = ""
     anthropic_api_key: str = ""
     anthropic_base_url: str = "https://api.anthropic.com"
     anthropic_model: str = "claude-sonnet-4-6"
@@ -196,6 +201,7 @@ class Settings:
             kube_timeout=_float(env, "INCIDENT_BOT_KUBE_TIMEOUT", 5.0),
             evidence_timeout=_float(env, "INCIDENT_BOT_EVIDENCE_TIMEOUT", 8.0),
             prometheus_url=get("INCIDENT_BOT_PROMETHEUS_URL"),
+            alertmanager_url=get("INCIDENT_BOT_ALERTMANAGER_URL"),
             anthropic_api_key=get("ANTHROPIC_API_KEY"),
             anthropic_base_url=get("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
             anthropic_model=get("INCIDENT_BOT_ANTHROPIC_MODEL", "claude-sonnet-4-6"),
