@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from bot.cli_audit import audit
+from bot.cli_history import history, reindex, similar, stats
 from bot.cli_policy import policy
 from bot.config import Settings
 from bot.errors import ConfigError, PayloadError
@@ -189,6 +191,11 @@ def demo(scenario_dir: Path, port: int, once: bool) -> None:
 
 
 main.add_command(policy)
+main.add_command(history)
+main.add_command(similar)
+main.add_command(reindex)
+main.add_command(stats)
+main.add_command(audit)
 
 
 if __name__ == "__main__":  # pragma: no cover

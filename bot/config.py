@@ -60,7 +60,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "INCIDENT_BOT_REMEDIATION_URL": ("(unset)", "API server URL for `url` mode (sandbox)."),
     "INCIDENT_BOT_REMEDIATION_TOKEN_FILE": (
         "/var/run/secrets/incident-bot-remediation/token",
-        "In-cluster: token of the remediation ServiceAccount (projected volume).",
+        "In-cluster: token of the remediation ServiceAccount (its token Secret; deploy/README.md).",
     ),
     "INCIDENT_BOT_VERIFY_TIMEOUT": ("300", "Seconds an executed action has to become healthy."),
     "INCIDENT_BOT_HELM_BINARY": (

@@ -22,6 +22,7 @@ from typing import Any
 
 from bot import messages
 from bot.config import Settings
+from bot.silence_store import active_silence, ensure_schema
 from bot.store import Store
 from bot.targets import ObjectRef, group_key
 from bot.webhook import AlertPayload, WebhookPayload, alert_fingerprint
@@ -32,6 +33,7 @@ class Applied:
     """What one notification changed."""
 
     new_incidents: list[str] = field(default_factory=list)
+    resolved_incidents: list[str] = field(default_factory=list)
     duplicates: int = 0
     processed: int = 0
     queued_messages: int = 0
@@ -50,6 +52,7 @@ class IncidentEngine:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        ensure_schema(store.conn)  # parent messages show the incident's silence
         # per apply(): incident id -> {"joined"|"cleared": alert subjects}
         self._changes: dict[str, dict[str, list[str]]] = {}
 
@@ -260,6 +263,7 @@ class IncidentEngine:
             incident["id"], {"status": "resolved", "resolved_at": ended.isoformat()}
         )
         touched[incident["id"]] = "resolved"
+        result.resolved_incidents.append(incident["id"])
         if not incident["flapping"]:
             fired = datetime.fromisoformat(json.loads(incident["reopen_times"])[-1])
             took = messages.human_duration((ended - fired).total_seconds())
@@ -279,10 +283,8 @@ class IncidentEngine:
     def _queue_parent(self, incident_id: str, kind: str, now: float, result: Applied) -> None:
         incident = self.store.get_incident(incident_id)
         assert incident is not None
-        first = self.store.first_alert(incident_id)
-        count, _ = self.store.alert_counts(incident_id)
-        assert first is not None
-        self._queue(incident, kind, messages.parent_message(incident, first, count), now, result)
+        payload = parent_payload(self.store, incident_id, datetime.fromtimestamp(now, UTC))
+        self._queue(incident, kind, payload, now, result)
 
     def _queue(
         self,
@@ -310,6 +312,19 @@ class IncidentEngine:
                 "updated_at": now,
             }
         )
+
+
+def parent_payload(store: Store, incident_id: str, now: datetime) -> messages.Payload:
+    """The incident's parent message as of ``now`` (on the store's thread).
+
+    Shows the silence in force at ``now``, if any; used for the first post and every update.
+    """
+    incident = store.get_incident(incident_id)
+    first = store.first_alert(incident_id)
+    assert incident is not None and first is not None
+    count, _ = store.alert_counts(incident_id)
+    silence = active_silence(store, incident_id, now)
+    return messages.parent_message(incident, first, count, silence)
 
 
 def _rank(severity: str) -> int:

@@ -7,12 +7,13 @@ real Prometheus loaded with the scenario's metrics).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import tempfile
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from bot.kube import RESOURCES, KubeReader, make_api_client
 from bot.masking import mask
 from bot.rca.analyzer import analyze
 from bot.rca.bundle import Bundle
+from bot.rca.history import rerank
 from bot.rca.model import Analysis
 from bot.targets import ObjectRef, WorkloadResolver
 from bot.webhook import WebhookPayload, parse_webhook
@@ -33,6 +35,7 @@ from policies.kubectl import parse_kubectl
 
 if TYPE_CHECKING:
     from bot.rca.claude import ClaudeAnalyzer
+    from rag.memory import IncidentMemory
     from sandbox.scenario import Scenario
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,7 @@ class Investigation:
     bundle: Bundle
     analysis: Analysis
     report: dict[str, Any]
+    similar: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Investigator:
@@ -65,6 +69,11 @@ class Investigator:
         self._prom = PromCollector(prometheus_url or None, timeout=min(5.0, evidence_timeout))
         self.claude = claude
         self.policy = policy if policy is not None else load_policy()
+        # Incident memory: similar past incidents for each report (set by the runtime/CLI).
+        self.memory: IncidentMemory | None = None
+        self.similar_top = 5
+        self.similar_min_score = 0.5
+        self.similar_timeout = 5.0
 
     @classmethod
     def from_settings(cls, settings: Settings, kube: KubeReader | None) -> Investigator:
@@ -98,8 +107,12 @@ class Investigator:
         *,
         now: datetime,
         target: ObjectRef | None = None,
+        exclude: tuple[str, ...] = (),
     ) -> Investigation:
-        """Collect evidence and run the rule analyzer (fast: no LLM)."""
+        """Collect evidence and run the rule analyzer (fast: no LLM).
+
+        ``exclude``: incident ids never returned as similar (the incident itself).
+        """
         if target is None:
             target = await self._resolver.resolve(labels)
         namespace = labels.get("namespace", target.namespace if target else "")
@@ -116,18 +129,73 @@ class Investigator:
         bundle.metrics.update(series)
         bundle.missing.extend(missing)
         analysis = analyze(bundle)
-        return Investigation(bundle, analysis, report(analysis, labels, target, self.policy))
+        similar = await self.similar(labels, annotations, analysis, exclude=exclude)
+        return self._investigation(bundle, analysis, similar)
+
+    def _investigation(
+        self, bundle: Bundle, analysis: Analysis, similar: list[dict[str, Any]]
+    ) -> Investigation:
+        """Re-rank actions by what worked on similar incidents; build the §3 report."""
+        notes: dict[int, str] = {}
+        if similar and analysis.primary.actions:
+            ranked = rerank(analysis.primary.actions, similar)
+            analysis.primary.actions = [action for action, _ in ranked]
+            for index, (_, history) in enumerate(ranked):
+                note = history.note()
+                if note:
+                    notes[index] = note
+        out = report(analysis, bundle.labels, bundle.target, self.policy, similar=similar)
+        for index, note in notes.items():
+            if index < len(out["actions"]):
+                out["actions"][index]["history"] = note
+        return Investigation(bundle, analysis, out, similar)
+
+    async def similar(
+        self,
+        labels: Mapping[str, str],
+        annotations: Mapping[str, str],
+        analysis: Analysis,
+        *,
+        exclude: tuple[str, ...] = (),
+    ) -> list[dict[str, Any]]:
+        """Similar past incidents (memory) for this alert and analysis; [] without memory.
+
+        A failure or a slow search costs the report its ``similar`` list, named in
+        ``missing_data`` — never the report itself.
+        """
+        if self.memory is None:
+            return []
+        from rag.text import query_text_for_alert
+
+        primary = analysis.primary
+        summary = f"{primary.category.replace('_', ' ')}: {primary.summary}"
+        text = query_text_for_alert(
+            labels.get("alertname", ""), labels, annotations, summary=summary
+        )
+        try:
+            found = await asyncio.wait_for(
+                self.memory.asearch(
+                    text, top=self.similar_top, min_score=self.similar_min_score, exclude=exclude
+                ),
+                self.similar_timeout,
+            )
+        except TimeoutError:
+            analysis.missing_data.append(
+                f"incident memory: no answer within {self.similar_timeout:g}s"
+            )
+            return []
+        except Exception as exc:
+            log.warning("incident memory search failed: %s", exc)
+            analysis.missing_data.append(f"incident memory: {type(exc).__name__}: {exc}")
+            return []
+        return [{**s.to_dict(), **s.to_contract()} for s in found]
 
     async def deepen(self, first: Investigation) -> Investigation | None:
         """Ask Claude to deepen the rules result; None when Claude is not configured."""
         if self.claude is None:
             return None
-        analysis = await self.claude.analyze(first.bundle, first.analysis)
-        return Investigation(
-            first.bundle,
-            analysis,
-            report(analysis, first.bundle.labels, first.bundle.target, self.policy),
-        )
+        analysis = await self.claude.analyze(first.bundle, first.analysis, similar=first.similar)
+        return self._investigation(first.bundle, analysis, first.similar)
 
     async def full(
         self, labels: Mapping[str, str], annotations: Mapping[str, str], *, now: datetime
@@ -169,6 +237,8 @@ def report(
     labels: Mapping[str, str],
     target: ObjectRef | None,
     policy: Policy | None = None,
+    *,
+    similar: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The §3 object with every free text masked (it goes to Slack, the CLI and the index)."""
     incident = {
@@ -177,7 +247,9 @@ def report(
         "namespace": labels.get("namespace", ""),
         "object": str(target) if target else None,
     }
-    out = analysis.to_report(incident, judged_actions=judged_actions(analysis, labels, policy))
+    out = analysis.to_report(
+        incident, judged_actions=judged_actions(analysis, labels, policy), similar=similar
+    )
     for key in ("summary", "root_cause", "trigger"):
         if isinstance(out.get(key), str):
             out[key] = mask(out[key])

@@ -7,18 +7,23 @@ fallback, ``blocks`` are validated by slack_sdk (lengths, counts) when converted
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from slack_sdk.models.blocks import (
+    ActionsBlock,
     Block,
+    ButtonElement,
     ContextBlock,
     DividerBlock,
     MarkdownTextObject,
     SectionBlock,
 )
+
+if TYPE_CHECKING:
+    from bot.silence_store import IncidentSilence
 
 SEVERITY_EMOJI = {
     "critical": ":red_circle:",
@@ -67,13 +72,24 @@ def alertmanager_link(external_url: str, alertname: str, namespace: str) -> str:
     return f"{external_url.rstrip('/')}/#/alerts?filter={quote('{' + matchers + '}')}"
 
 
-def parent_message(incident: Mapping[str, Any], first: Mapping[str, Any], count: int) -> Payload:
+def parent_message(
+    incident: Mapping[str, Any],
+    first: Mapping[str, Any],
+    count: int,
+    silence: IncidentSilence | None = None,
+) -> Payload:
     """The incident's parent message (firing or resolved).
+
+    While the incident fires and no silence covers it, the message offers "Silence 1h / 4h /
+    24h" buttons; while ``silence`` is in force it says until when, by whom and why, with an
+    "Expire silence" button instead.
 
     Args:
         incident: The incident row.
         first: Its earliest alert row (annotations and links come from it).
         count: How many alerts the incident holds.
+        silence: The incident's silence in force, if any
+            (:func:`bot.silence_store.active_silence`).
     """
     resolved = incident["status"] == "resolved"
     emoji = ":white_check_mark:" if resolved else severity_emoji(incident["severity"])
@@ -100,8 +116,71 @@ def parent_message(incident: Mapping[str, Any], first: Mapping[str, Any], count:
     links = _links(incident, first, annotations)
     if links:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" · ".join(links))]))
+    if silence is not None:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=silence_line(silence))]))
+        blocks.append(expire_silence_button(incident["id"], silence.silence_id))
+    elif not resolved:
+        blocks.append(silence_buttons(incident["id"]))
     text = f"{'Resolved' if resolved else 'Firing'}: {incident['alertname']} {target}"
     return {"text": text, "blocks": [b.to_dict() for b in blocks]}
+
+
+# Button action IDs: one per duration ("silence_4h"), and the expiry.
+SILENCE_ACTION_PREFIX = "silence_"
+SILENCE_EXPIRE = "silence_expire"
+SILENCE_DURATIONS = ("1h", "4h", "24h")  # the buttons; bot.silences.DURATIONS agrees
+
+
+def silence_value(incident_id: str, duration: str) -> str:
+    """A silence button's value: ``"INC_20261120_001|4h"``."""
+    return f"{incident_id}|{duration}"
+
+
+def silence_buttons(incident_id: str) -> ActionsBlock:
+    """ "Silence 1h", "Silence 4h", "Silence 24h" for an incident's parent message."""
+    return ActionsBlock(
+        block_id=f"silence:{incident_id}",
+        elements=[
+            ButtonElement(
+                text=f"Silence {duration}",
+                action_id=SILENCE_ACTION_PREFIX + duration,
+                value=silence_value(incident_id, duration),
+            )
+            for duration in SILENCE_DURATIONS
+        ],
+    )
+
+
+def expire_silence_button(incident_id: str, silence_id: str) -> ActionsBlock:
+    """ "Expire silence" (the value names the incident and the silence: ``INC_…|<uuid>``)."""
+    return ActionsBlock(
+        block_id=f"silence:{incident_id}",
+        elements=[
+            ButtonElement(
+                text="Expire silence",
+                action_id=SILENCE_EXPIRE,
+                value=f"{incident_id}|{silence_id}",
+                style="danger",
+            )
+        ],
+    )
+
+
+def silence_line(silence: IncidentSilence) -> str:
+    """``:no_bell: Silenced until 14:05 UTC by <@U0ALICE>: deploying a fix``.
+
+    The date is added when the silence ends on another day than it began.
+    """
+    until = silence.until.astimezone(UTC)
+    when = (
+        f"{until:%H:%M}"
+        if until.date() == silence.at.astimezone(UTC).date()
+        else (f"{until:%a %d %b %H:%M}")
+    )
+    line = f":no_bell: Silenced until {when} UTC by <@{silence.created_by}>"
+    if silence.reason:
+        line += f": {escape(silence.reason)}"
+    return clip(line, 1900)
 
 
 def reply(text: str, *, context: str | None = None) -> Payload:
@@ -157,12 +236,15 @@ def _plain(text: str) -> str:
     return clip(text.replace("*", "").replace("`", ""), 3000)
 
 
-def rca_message(report: Mapping[str, Any], *, pending_claude: bool = False) -> Payload:
+def rca_message(
+    report: Mapping[str, Any], *, pending_claude: bool = False, incident_id: str | None = None
+) -> Payload:
     """The RCA reply: summary, cause, confidence, evidence, trigger, alternative, actions.
 
     Args:
         report: The CONTRACTS §3 object (already masked).
         pending_claude: Say that a deeper Claude analysis will update this message.
+        incident_id: Adds the feedback buttons (👍/👎, "Correct the root cause").
     """
     category = str(report.get("category", "unknown"))
     confidence = float(report.get("confidence") or 0.0)
@@ -221,6 +303,9 @@ def rca_message(report: Mapping[str, Any], *, pending_claude: bool = False) -> P
                 text=MarkdownTextObject(text=clip("*Suggested actions*\n" + "\n".join(lines)))
             )
         )
+    similar = report.get("similar") or []
+    if similar:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=similar_text(similar))))
     notes = []
     missing = list(report.get("missing_data") or [])
     if missing:
@@ -232,5 +317,50 @@ def rca_message(report: Mapping[str, Any], *, pending_claude: bool = False) -> P
         blocks.append(
             ContextBlock(elements=[MarkdownTextObject(text=clip(n, 1900)) for n in notes])
         )
+    if incident_id:
+        blocks.append(feedback_buttons(incident_id))
     text = f"Root cause ({category}, {confidence:.0%}): {report.get('summary', '')}"
     return {"text": clip(text, 3000), "blocks": [b.to_dict() for b in blocks]}
+
+
+FEEDBACK_UP = "rca_feedback_up"
+FEEDBACK_DOWN = "rca_feedback_down"
+FEEDBACK_CORRECT = "rca_correct"
+
+
+def feedback_buttons(incident_id: str) -> ActionsBlock:
+    """ "Was this right?" 👍 / 👎 and "Correct the root cause" (the value is the incident id)."""
+    return ActionsBlock(
+        block_id=f"rca:{incident_id}",
+        elements=[
+            ButtonElement(text=":+1: Right", action_id=FEEDBACK_UP, value=incident_id),
+            ButtonElement(text=":-1: Wrong", action_id=FEEDBACK_DOWN, value=incident_id),
+            ButtonElement(
+                text="Correct the root cause", action_id=FEEDBACK_CORRECT, value=incident_id
+            ),
+        ],
+    )
+
+
+def thread_link(channel: str, ts: str) -> str:
+    """A permalink-style link to a Slack message (resolved by Slack for workspace members)."""
+    return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
+
+
+def similar_text(similar: Sequence[Mapping[str, Any]], limit: int = 5) -> str:
+    """The "similar past incidents" section: title, similarity, cause, action, result, link."""
+    lines = ["*Similar past incidents*"]
+    for item in similar[:limit]:
+        score = float(item.get("score") or 0.0)
+        title = escape(str(item.get("title") or item.get("incident_id") or "?"))
+        channel, ts = str(item.get("channel") or ""), str(item.get("thread_ts") or "")
+        if channel and ts:
+            title = f"<{thread_link(channel, ts)}|{title}>"
+        result = str(item.get("result") or "unknown")
+        mark = {"success": ":white_check_mark:", "failed": ":x:"}.get(result, ":grey_question:")
+        line = f"• {title} ({escape(str(item.get('incident_id', '')))}) — {score:.0%} similar"
+        line += f"\n   cause: {escape(str(item.get('root_cause') or '?'))[:300]}"
+        if item.get("action"):
+            line += f"\n   action: `{escape(str(item['action']))[:200]}` → {mark} {escape(result)}"
+        lines.append(line)
+    return clip("\n".join(lines))

@@ -12,8 +12,9 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from bot import messages
 from bot.errors import PayloadError
@@ -21,6 +22,11 @@ from bot.inbox import Inbox
 from bot.incidents import IncidentEngine
 from bot.investigate import Investigation, Investigator
 from bot.metrics import Metrics
+from bot.remediate.service import Remediation, cluster_summary
+from bot.remember import remember_incident
+
+if TYPE_CHECKING:
+    from rag.memory import IncidentMemory
 from bot.store import InboxItem, Store
 from bot.targets import ObjectRef, WorkloadResolver
 from bot.webhook import alert_fingerprint, parse_webhook
@@ -51,6 +57,10 @@ class Pipeline:
         self._on_queued = on_queued
         self._tasks: set[asyncio.Task[None]] = set()
         self.heartbeat = time.monotonic()
+        # Set by the runtime: proposes the RCA's actions for approval.
+        self.remediation: Remediation | None = None
+        # Set by the runtime: similar past incidents for each RCA; resolved incidents feed it.
+        self.memory: IncidentMemory | None = None
 
     def alive(self, within: float = 30.0) -> bool:
         """True when the worker loop ran recently (for /readyz)."""
@@ -105,6 +115,13 @@ class Pipeline:
         self._metrics.pipeline_latency.observe(max(0.0, time.time() - item.received_at))
         if applied.queued_messages:
             self._on_queued()
+        if self.remediation is not None and any(a.status == "resolved" for a in payload.alerts):
+            try:  # undecided proposals of a resolved incident are cancelled right away
+                await self.remediation.sweep()
+            except Exception:
+                log.exception("cancelling proposals after a resolve failed")
+        for incident_id in applied.resolved_incidents:
+            self._spawn(self._remember(incident_id))
         for incident_id in applied.new_incidents:
             self._spawn_evidence(incident_id)
 
@@ -113,9 +130,22 @@ class Pipeline:
             self._store.inbox_finish(inbox_id, "failed", error, time.time())
 
     def _spawn_evidence(self, incident_id: str) -> None:
-        task = asyncio.create_task(self._first_look(incident_id))
+        self._spawn(self._first_look(incident_id))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _remember(self, incident_id: str) -> None:
+        """A resolved incident becomes a document of the incident memory."""
+        if self.memory is None:
+            return
+        book = self.remediation.book if self.remediation is not None else None
+        try:
+            await remember_incident(self._store, self.memory, book, incident_id)
+        except Exception:
+            log.exception("writing %s to the incident memory failed", incident_id)
 
     async def _first_look(self, incident_id: str) -> None:
         """Investigate and queue the RCA reply (exactly once); then let Claude deepen it."""
@@ -133,10 +163,12 @@ class Pipeline:
         investigation: Investigation | None = None
         try:
             investigation = await self.investigator.rules(
-                labels, annotations, now=started, target=obj
+                labels, annotations, now=started, target=obj, exclude=(incident_id,)
             )
             payload = messages.rca_message(
-                investigation.report, pending_claude=self.investigator.claude is not None
+                investigation.report,
+                pending_claude=self.investigator.claude is not None,
+                incident_id=incident_id,
             )
         except Exception as exc:  # degrade: the thread still hears what went wrong
             log.exception("investigation of %s failed", incident_id)
@@ -152,19 +184,47 @@ class Pipeline:
         if reply_id is None:
             return
         self._on_queued()
-        if investigation is not None and self.investigator.claude is not None:
-            deeper = await self.investigator.deepen(investigation)
-            if deeper is not None:
-                edit = messages.rca_message(deeper.report)
-                await store.call(
-                    self._queue_edit,
-                    incident_id,
-                    incident["channel"],
-                    reply_id,
-                    edit,
-                    deeper.report,
-                )
-                self._on_queued()
+        if investigation is None:
+            return
+        if self.investigator.claude is None:
+            await self._propose(incident_id, investigation, labels)
+            return
+        # With Claude, actions are proposed once its answer is in (it may suggest better ones,
+        # and the second opinion must not compete with the analysis for the same API).
+        deeper = await self.investigator.deepen(investigation)
+        if deeper is None:
+            await self._propose(incident_id, investigation, labels)
+            return
+        edit = messages.rca_message(deeper.report, incident_id=incident_id)
+        await store.call(
+            self._queue_edit, incident_id, incident["channel"], reply_id, edit, deeper.report
+        )
+        self._on_queued()
+        source = "claude" if deeper.analysis.analyzer == "claude" else "rules"
+        await self._propose(incident_id, deeper, labels, proposed_by=source)
+
+    async def _propose(
+        self,
+        incident_id: str,
+        investigation: Investigation,
+        labels: dict[str, str],
+        *,
+        proposed_by: str = "rules",
+    ) -> None:
+        """Hand the suggested actions to the approval flow (never fatal to the thread)."""
+        actions = investigation.analysis.primary.actions
+        if self.remediation is None or not actions:
+            return
+        try:
+            await self.remediation.propose(
+                incident_id,
+                actions,
+                labels=labels,
+                cluster=cluster_summary(investigation.report),
+                proposed_by=proposed_by,
+            )
+        except Exception:
+            log.exception("proposing actions for %s failed", incident_id)
 
     def _queue_edit(
         self,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.errors import ConfigError
 from bot.inbox import Inbox
 from bot.incidents import IncidentEngine
 from bot.investigate import Investigator
@@ -16,6 +18,12 @@ from bot.kube import KubeReader, make_api_client
 from bot.metrics import Metrics
 from bot.outbox import SlackOutbox, make_client
 from bot.pipeline import Pipeline
+from bot.remediate.authz import GroupResolver
+
+if TYPE_CHECKING:
+    from bot.remediate.kube_write import KubeWriter
+    from rag.memory import IncidentMemory
+from bot.remediate.service import Remediation
 from bot.store import Store
 from bot.targets import WorkloadResolver
 
@@ -58,14 +66,34 @@ class Runtime:
             metrics=self.metrics,
             on_queued=self.outbox.wake,
         )
+        # Incident memory (FAISS + SQLite under data_dir/memory); opened by start().
+        self.memory: IncidentMemory | None = make_memory(settings)
+        self.pipeline.memory = self.memory
+        investigator = self.pipeline.investigator
+        investigator.memory = self.memory
+        investigator.similar_top = settings.similar_top
+        investigator.similar_min_score = settings.similar_min_score
+        self._writer: KubeWriter | None = None
+        self.remediation = make_remediation(self)
+        self.pipeline.remediation = self.remediation
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Start the worker and the Slack outbox."""
+        """Open the incident memory; start the worker, the Slack outbox and remediation."""
+        if self.memory is not None:
+            try:
+                await self.memory.aopen()
+            except Exception:  # the bot works without memory; the thread will say so
+                log.exception("incident memory unavailable")
+                self.memory = self.pipeline.memory = self.pipeline.investigator.memory = None
         self._tasks = [
             asyncio.create_task(self.pipeline.run(), name="pipeline"),
             asyncio.create_task(self.outbox.run(), name="outbox"),
+            asyncio.create_task(self.remediation.run(), name="remediation"),
         ]
+        if self.memory is not None:
+            # Load the embedding model now, not when the first incident is waiting for it.
+            self._tasks.append(asyncio.create_task(_warm(self.memory), name="memory-warm-up"))
         for task in self._tasks:
             task.add_done_callback(_log_crash)
 
@@ -83,9 +111,74 @@ class Runtime:
         self._tasks = []
         if self.kube is not None:
             self.kube.close()
+        if self._writer is not None:
+            self._writer.close()
+        await self.remediation.close()
+        if self.memory is not None:
+            await self.memory.aclose()
         if self._inbox_store is not self.store:
             self._inbox_store.close()
         self.store.close()
+
+
+def make_memory(settings: Settings) -> IncidentMemory | None:
+    """The incident memory the settings describe (the model itself loads lazily)."""
+    from rag.embed import make_encoder
+    from rag.memory import IncidentMemory
+
+    try:
+        encoder = make_encoder(settings.embed_model, settings.embed_backend)
+    except ValueError as exc:
+        raise ConfigError("INCIDENT_BOT_EMBED_MODEL", str(exc)) from None
+    return IncidentMemory(settings.memory_dir, encoder, hybrid=True)
+
+
+async def _warm(memory: IncidentMemory) -> None:
+    try:
+        await memory.asearch("warm-up: load the embedding model", top=1)
+    except Exception:
+        log.exception("warming up the embedding model failed")
+
+
+def make_remediation(runtime: Runtime) -> Remediation:
+    """The remediation flow: execution only with a remediation identity configured."""
+    settings = runtime.settings
+    executor = None
+    if settings.remediation_mode != "none":
+        from bot.remediate.executor import Executor
+        from bot.remediate.kube_write import KubeWriter, remediation_api_client
+
+        writer = KubeWriter(remediation_api_client(settings), timeout=settings.kube_timeout * 2)
+        runtime._writer = writer
+        executor = Executor(
+            writer,
+            verify_timeout=settings.verify_timeout,
+            # A tenth of the budget, at most 2 s: short budgets (tests, demo) still poll often.
+            poll_interval=min(2.0, settings.verify_timeout / 10),
+            helm_binary=settings.helm_binary,
+        )
+    reviewer = None
+    if settings.anthropic_api_key and settings.second_opinion:
+        import anthropic
+
+        from bot.remediate.second_opinion import SecondOpinion
+
+        client = anthropic.AsyncAnthropic(
+            api_key=settings.anthropic_api_key,
+            base_url=settings.anthropic_base_url,
+            max_retries=2,
+            timeout=30.0,
+        )
+        reviewer = SecondOpinion(client, model=settings.anthropic_model)
+    return Remediation(
+        store=runtime.store,
+        policy=runtime.pipeline.investigator.policy,
+        groups=GroupResolver(runtime.slack),
+        kube=runtime.kube,
+        executor=executor,
+        reviewer=reviewer,
+        on_queued=runtime.outbox.wake,
+    )
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

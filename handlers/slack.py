@@ -11,7 +11,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Runtime
-from handlers import commands
+from handlers import commands, feedback, interactions, silence_actions
 
 BOLT = web.AppKey("bolt", AsyncApp)
 
@@ -27,6 +27,9 @@ def build_bolt(runtime: Runtime) -> AsyncApp:
         process_before_response=False,
     )
     commands.register(bolt, runtime)
+    interactions.register(bolt, runtime)
+    silence_actions.register(bolt, runtime)
+    feedback.register(bolt, runtime)
     return bolt
 
 

@@ -3,10 +3,14 @@
 :class:`KubeSandbox` speaks enough of the real REST API that the official ``kubernetes``
 client works against it unmodified: discovery, get and list (namespaced, cluster-scoped and
 across namespaces, with label and field selectors and ``limit``/``continue`` paging), pod
-logs, ``status`` and ``scale`` subresources, create and delete (with ``dryRun=All``), and
-errors as real ``Status`` objects. Tests can also inject failures and latency.
+logs, ``status`` and ``scale`` subresources, and errors as real ``Status`` objects. Writes
+(create, replace, the three patch types and server-side apply, delete, all with
+``dryRun=All``) behave as kube-apiserver's do (:mod:`sandbox.kube_writes`), and simulated
+controllers roll Deployments, StatefulSets and DaemonSets out afterwards
+(:mod:`sandbox.kube_rollout`). Tests can also inject failures and latency, and script
+whether a rollout is healthy.
 
-Watches, PUT and PATCH are not served (405, or 400 for ``watch=true``).
+Watches are not served (400 for ``watch=true``).
 """
 
 from __future__ import annotations
@@ -16,47 +20,24 @@ import base64
 import binascii
 import copy
 import json
-import re
-import secrets
+import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from sandbox.kube_logs import query_flag, query_int, read_pod_log
-from sandbox.kube_registry import VERSION_INFO, ResourceRegistry, ResourceType, convert
-from sandbox.kube_selectors import (
-    FieldSelector,
-    LabelSelector,
-    SelectorError,
-    format_label_selector,
-    supported_fields,
-)
-from sandbox.kube_store import ObjectStore, StatusError, invalid_cause, object_key
+from sandbox.kube_registry import VERSION_INFO, ResourceRegistry, Target, convert
+from sandbox.kube_rollout import RolloutController, RolloutScript
+from sandbox.kube_selectors import FieldSelector, LabelSelector, SelectorError, supported_fields
+from sandbox.kube_store import ObjectStore, StatusError, object_key
+from sandbox.kube_writes import Writes, json_response, scale_of
 from sandbox.loopback import LoopbackServer
 from sandbox.scenario import Scenario
 
 __all__ = ["KubeSandbox"]
-
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_SUBDOMAIN_RULE = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
-    "or '.', and must start and end with an alphanumeric character"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    """What a resource URL addresses."""
-
-    rtype: ResourceType
-    version: str
-    namespace: str | None  # None: cluster-scoped, or a namespaced list across namespaces
-    name: str | None = None
-    subresource: str | None = None
 
 
 class KubeSandbox(LoopbackServer):
@@ -66,13 +47,16 @@ class KubeSandbox(LoopbackServer):
         objects: Kubernetes objects as the API returns them; copies are stored.
         logs: ``"<namespace>/<pod>/<container>"`` -> ``{"current": str, "previous": str}``.
         clock: Current time, stamped on objects created through the API (default: wall clock).
+        seed: Seeds the simulated controllers' random choices (pod name suffixes, IPs), so a
+            scripted run repeats exactly.
 
     Attributes:
         requests: ``(method, path_qs)`` of every request received, in order (``path_qs``
             as sent, e.g. ``/api/v1/namespaces/shop/pods?labelSelector=app%3Dcart``).
 
-    The helpers (``fail_next``, ``set_delay``, ``add_object``, ``get_object``) are meant to
-    be called from the event loop serving the sandbox, not from the client's thread.
+    The helpers (``fail_next``, ``set_delay``, ``add_object``, ``get_object``,
+    ``script_rollout``, ``settle``) are meant to be called from the event loop serving the
+    sandbox, not from the client's thread.
     """
 
     def __init__(
@@ -81,10 +65,13 @@ class KubeSandbox(LoopbackServer):
         logs: dict[str, dict[str, str]] | None = None,
         *,
         clock: Callable[[], datetime] | None = None,
+        seed: int = 0,
     ) -> None:
         self.requests: list[tuple[str, str]] = []
         self._store = ObjectStore(ResourceRegistry(), clock or (lambda: datetime.now(UTC)))
         self._store.load(objects)
+        self._controller = RolloutController(self._store, random.Random(seed))
+        self._writes = Writes(self._store, self._controller)
         self._logs = {key: dict(streams) for key, streams in (logs or {}).items()}
         self._failures = 0
         self._failure_status = 500
@@ -103,6 +90,11 @@ class KubeSandbox(LoopbackServer):
         app.router.add_route("*", "/{path:.*}", self._dispatch)
         return app
 
+    async def stop(self) -> None:
+        """Stop the simulated controllers, then stop serving."""
+        await self._controller.stop()
+        await super().stop()
+
     # --- test helpers ------------------------------------------------------------------------
 
     def fail_next(self, n: int, status: int = 500) -> None:
@@ -114,8 +106,45 @@ class KubeSandbox(LoopbackServer):
         """Hold every request for ``seconds`` before answering (0 turns it off)."""
         self._delay = seconds
 
+    def script_rollout(
+        self,
+        namespace: str,
+        kind: str,
+        name: str,
+        *,
+        outcome: Literal["healthy", "broken"] = "healthy",
+        steps: int = 3,
+        step_seconds: float = 0.05,
+    ) -> None:
+        """Script the next rollout of a workload (a template change, a scale-up, a pod's
+        replacement); unscripted rollouts are healthy, 3 steps of 0.05 s.
+
+        Args:
+            namespace: The workload's namespace.
+            kind: ``Deployment``, ``StatefulSet``, ``DaemonSet`` or ``ReplicaSet``.
+            name: Its name.
+            outcome: ``healthy``: after ``steps`` every replica is updated and ready.
+                ``broken``: new pods go CrashLoopBackOff (restartCount growing each step),
+                the rollout never completes, and a Deployment reports Progressing=False,
+                ``ProgressDeadlineExceeded`` after ``steps``. Later pods of that ReplicaSet
+                or revision crash too; going back to an earlier template is healthy.
+            steps: Simulated controller steps.
+            step_seconds: Real seconds per step.
+        """
+        self._controller.script(kind, namespace, name, RolloutScript(outcome, steps, step_seconds))
+
+    async def settle(self) -> None:
+        """Wait until the simulated controllers have finished every rollout they started.
+
+        Raises:
+            RuntimeError: A simulated controller step failed.
+        """
+        await self._controller.settle()
+
     def add_object(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Store an object as if it had always been there (replacing a same-named one).
+
+        The simulated controllers do not react to it; writes through the API do.
 
         Returns:
             A copy of the stored object, with resourceVersion, uid and namespace filled in.
@@ -158,7 +187,7 @@ class KubeSandbox(LoopbackServer):
                 raise StatusError.injected(self._failure_status)
             return await handler(request)
         except StatusError as error:
-            return _json(error.body(), status=error.code)
+            return json_response(error.body(), status=error.code)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [part for part in request.path.split("/") if part]
@@ -196,40 +225,35 @@ class KubeSandbox(LoopbackServer):
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}],
         }
 
-    async def _serve(self, request: web.Request, target: _Target) -> web.StreamResponse:
-        method = request.method
+    async def _serve(self, request: web.Request, target: Target) -> web.StreamResponse:
+        method, writes = request.method, self._writes
         if target.subresource == "log" and method == "GET":
             body = read_pod_log(
-                self._existing(target), self._logs, request.query, self._store.clock()
+                writes.existing(target), self._logs, request.query, self._store.clock()
             )
             return web.Response(body=body, content_type="text/plain", charset="utf-8")
-        if target.subresource in ("status", "scale") and method == "GET":
-            obj = self._existing(target)
-            if target.subresource == "scale":
-                return _json(_scale(obj))
-            return _json(convert(obj, target.rtype, target.version))
         if target.subresource is None and target.name is None:
             if method == "GET":
                 return self._list(request, target)
             if method == "POST" and (target.namespace is not None or not target.rtype.namespaced):
-                return await self._create(request, target)
-        if target.subresource is None and target.name is not None:
+                return await writes.create(request, target)
+        if target.name is not None and target.subresource in (None, "status", "scale"):
             if method == "GET":
-                return _json(convert(self._existing(target), target.rtype, target.version))
-            if method == "DELETE":
-                return await self._delete(request, target)
+                obj = writes.existing(target)
+                if target.subresource == "scale":
+                    return json_response(scale_of(obj))
+                return json_response(convert(obj, target.rtype, target.version))
+            if method == "PUT":
+                return await writes.replace(request, target)
+            if method == "PATCH":
+                return await writes.patch(request, target)
+            if method == "DELETE" and target.subresource is None:
+                return await writes.delete(request, target)
         raise StatusError.method_not_allowed()
-
-    def _existing(self, target: _Target) -> dict[str, Any]:
-        assert target.name is not None
-        obj = self._store.get(target.rtype, target.namespace, target.name)
-        if obj is None:
-            raise StatusError.not_found(target.rtype, target.name)
-        return obj
 
     # --- reads -------------------------------------------------------------------------------
 
-    def _list(self, request: web.Request, target: _Target) -> web.StreamResponse:
+    def _list(self, request: web.Request, target: Target) -> web.StreamResponse:
         query = request.query
         rtype = target.rtype
         if query_flag(query, "watch"):
@@ -257,7 +281,7 @@ class KubeSandbox(LoopbackServer):
             if not labels.requirements and not fields.terms:
                 metadata["remainingItemCount"] = len(items) - limit
             items = items[:limit]
-        return _json(
+        return json_response(
             {
                 "kind": f"{rtype.kind}List",
                 "apiVersion": rtype.api_version(target.version),
@@ -266,91 +290,11 @@ class KubeSandbox(LoopbackServer):
             }
         )
 
-    # --- writes ------------------------------------------------------------------------------
-
-    async def _create(self, request: web.Request, target: _Target) -> web.StreamResponse:
-        rtype = target.rtype
-        dry_run = _dry_run(request.query.getall("dryRun", []))
-        obj = await _json_body(request)
-        name = _validate_new(obj, rtype, target.version)
-        metadata = obj["metadata"]
-        if rtype.namespaced:
-            assert target.namespace is not None
-            if metadata.get("namespace") not in (None, "", target.namespace):
-                raise StatusError.bad_request(
-                    "the namespace of the provided object does not match the namespace sent "
-                    "on the request"
-                )
-            if not self._store.namespace_exists(target.namespace):
-                namespaces = self._store.registry.for_kind("", "Namespace")
-                assert namespaces is not None
-                raise StatusError.not_found(namespaces, target.namespace)
-        if self._store.get(rtype, target.namespace, name) is not None:
-            raise StatusError.already_exists(rtype, name)
-        for field in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp"):
-            metadata.pop(field, None)
-        stored = self._store.stamp(obj, rtype, namespace=target.namespace, created=True)
-        if dry_run:
-            stored["metadata"].pop("resourceVersion")
-        else:
-            self._store.insert(stored, rtype)
-        return _json(convert(stored, rtype, target.version), status=201)
-
-    async def _delete(self, request: web.Request, target: _Target) -> web.StreamResponse:
-        rtype = target.rtype
-        values = request.query.getall("dryRun", [])
-        if request.can_read_body and (await request.read()).strip():
-            options = await _json_body(request)
-            body_values = options.get("dryRun") or []
-            values = [*values, *(body_values if isinstance(body_values, list) else [body_values])]
-        dry_run = _dry_run(values)
-        obj = self._existing(target)
-        if not dry_run:
-            self._store.delete(rtype, target.namespace, obj["metadata"]["name"])
-        if rtype.returns_deleted_object:
-            return _json(convert(obj, rtype, target.version))
-        details = {"name": obj["metadata"]["name"], "group": rtype.group, "kind": rtype.plural}
-        details["uid"] = obj["metadata"].get("uid", "")
-        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
-        # Like Go's omitempty: the core group has no "group" entry.
-        return _json({**status, "details": {k: v for k, v in details.items() if v}})
-
-
-def _validate_new(obj: dict[str, Any], rtype: ResourceType, version: str) -> str:
-    """Default and check a POSTed object's kind, apiVersion and name; return the name.
-
-    Raises:
-        StatusError: 422 Invalid naming every bad field.
-    """
-    expected = rtype.api_version(version)
-    causes = [
-        invalid_cause(field, obj[field], f"must be {want}")
-        for field, want in (("apiVersion", expected), ("kind", rtype.kind))
-        if obj.get(field) not in (None, "", want)
-    ]
-    obj.update(apiVersion=expected, kind=rtype.kind)
-    if not isinstance(obj.get("metadata"), dict):
-        obj["metadata"] = {}
-    metadata = obj["metadata"]
-    name = str(metadata.get("name") or "")
-    if not name and metadata.get("generateName"):
-        name = metadata["name"] = f"{metadata['generateName']}{_random_suffix()}"
-    if not name:
-        message = "Required value: name or generateName is required"
-        causes.append(
-            {"reason": "FieldValueRequired", "message": message, "field": "metadata.name"}
-        )
-    elif not _DNS_SUBDOMAIN.match(name) or len(name) > 253:
-        causes.append(invalid_cause("metadata.name", name, _DNS_SUBDOMAIN_RULE))
-    if causes:
-        raise StatusError.invalid(rtype, name, causes)
-    return name
-
 
 # --- request parsing helpers -----------------------------------------------------------------
 
 
-def _resolve(registry: ResourceRegistry, group: str, version: str, rest: list[str]) -> _Target:
+def _resolve(registry: ResourceRegistry, group: str, version: str, rest: list[str]) -> Target:
     """Map the path after ``/api/v1`` or ``/apis/{g}/{v}`` to what it addresses."""
     namespaced_path = (
         rest[0] == "namespaces"
@@ -371,45 +315,13 @@ def _resolve(registry: ResourceRegistry, group: str, version: str, rest: list[st
     if subresource is not None and subresource not in rtype.subresources:
         raise StatusError.no_such_path()
     name = tail[0] if tail else None
-    return _Target(rtype, version, namespace, name, subresource)
-
-
-def _json(document: dict[str, Any], status: int = 200) -> web.Response:
-    """A JSON response, compact like the API server's."""
-    return web.json_response(document, status=status, dumps=_compact_dumps)
-
-
-def _compact_dumps(document: Any) -> str:
-    return json.dumps(document, separators=(",", ":"))
+    return Target(rtype, version, namespace, name, subresource)
 
 
 def _get_only(request: web.Request, document: dict[str, Any]) -> web.StreamResponse:
     if request.method != "GET":
         raise StatusError.method_not_allowed()
-    return _json(document)
-
-
-def _dry_run(values: list[str]) -> bool:
-    for value in values:
-        if value != "All":
-            raise StatusError.bad_request(
-                f'Invalid dryRun value: "{value}"; supported values: [All]'
-            )
-    return bool(values)
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as error:
-        raise StatusError.bad_request(f"the request body is not valid JSON: {error}") from error
-    if not isinstance(body, dict):
-        raise StatusError.bad_request("the request body must be a JSON object")
-    return body
-
-
-def _random_suffix() -> str:
-    return "".join(secrets.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+    return json_response(document)
 
 
 def _encode_continue(last_key: str, metadata: dict[str, Any]) -> str:
@@ -427,22 +339,3 @@ def _decode_continue(token: str) -> str:
     except (binascii.Error, ValueError, KeyError, TypeError) as error:
         raise StatusError.bad_request(f"continue key is not valid: {error}") from None
     return str(start).rstrip("\x00")
-
-
-# --- response helpers ------------------------------------------------------------------------
-
-
-def _scale(obj: dict[str, Any]) -> dict[str, Any]:
-    metadata = obj["metadata"]
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    keep = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-    return {
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {key: metadata[key] for key in keep if key in metadata},
-        "spec": {"replicas": spec.get("replicas", 1)},
-        "status": {
-            "replicas": status.get("replicas", 0),
-            "selector": format_label_selector(spec.get("selector")),
-        },
-    }

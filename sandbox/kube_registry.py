@@ -18,6 +18,7 @@ __all__ = [
     "VERSION_INFO",
     "ResourceRegistry",
     "ResourceType",
+    "Target",
     "convert",
     "guess_plural",
     "split_api_version",
@@ -53,6 +54,8 @@ class ResourceType:
         short_names: kubectl short names, for discovery only.
         subresources: Served subresources (``status``, ``scale``, ``log``).
         returns_deleted_object: DELETE answers the object rather than a success Status.
+        builtin: A kind the API server compiles in; False for custom resources, which take
+            no strategic merge patch and need a resourceVersion on update.
     """
 
     kind: str
@@ -63,6 +66,7 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()
     returns_deleted_object: bool = False
+    builtin: bool = True
 
     def api_version(self, version: str | None = None) -> str:
         """The ``apiVersion`` string for ``version`` (default: the preferred version)."""
@@ -78,6 +82,26 @@ class ResourceType:
     def qualified_kind(self) -> str:
         """The group-qualified kind as validation errors spell it: ``Deployment.apps``."""
         return f"{self.kind}.{self.group}" if self.group else self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a resource URL addresses.
+
+    Attributes:
+        rtype: The resource.
+        version: The version in the URL.
+        namespace: The namespace; None for cluster-scoped kinds and for lists across
+            namespaces.
+        name: The object's name; None for a collection.
+        subresource: ``status``, ``scale``, ``log`` or None.
+    """
+
+    rtype: ResourceType
+    version: str
+    namespace: str | None
+    name: str | None = None
+    subresource: str | None = None
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:
@@ -199,6 +223,7 @@ class ResourceRegistry:
                 versions=(version,),
                 plural=guess_plural(kind),
                 namespaced=bool(metadata.get("namespace")),
+                builtin=False,
             )
         elif version not in known.versions:
             known = replace(known, versions=(*known.versions, version))

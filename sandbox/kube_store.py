@@ -27,6 +27,7 @@ _REASONS = {
     405: "MethodNotAllowed",
     409: "Conflict",
     410: "Expired",
+    415: "UnsupportedMediaType",
     422: "Invalid",
     429: "TooManyRequests",
     500: "InternalError",
@@ -54,6 +55,7 @@ class StatusError(Exception):
         self.reason = reason
         self.message = message
         self.details = details or {}
+        self.keep_empty_details = False
 
     def body(self) -> dict[str, Any]:
         """The ``Status`` object as the API server sends it."""
@@ -67,8 +69,10 @@ class StatusError(Exception):
             "details": self.details,
             "code": self.code,
         }
-        if not self.details and self.code != 404:
+        if not self.details and self.code != 404 and not self.keep_empty_details:
             del body["details"]
+        if not self.reason:  # StatusReasonUnknown is "", left out like Go's omitempty
+            del body["reason"]
         return body
 
     @classmethod
@@ -90,14 +94,50 @@ class StatusError(Exception):
     @classmethod
     def invalid(cls, rtype: ResourceType, name: str, causes: list[dict[str, str]]) -> StatusError:
         """A 422 naming each invalid field; ``causes`` hold reason, message and field."""
+        return cls.invalid_kind(rtype.group, rtype.kind, name, causes)
+
+    @classmethod
+    def invalid_kind(
+        cls, group: str, kind: str, name: str, causes: list[dict[str, str]]
+    ) -> StatusError:
+        """A 422 for any group and kind (``Scale.autoscaling``, ``PatchOptions.meta.k8s.io``)."""
         errors = [f"{cause['field']}: {cause['message']}" for cause in causes]
         summary = errors[0] if len(errors) == 1 else f"[{', '.join(errors)}]"
-        details: dict[str, Any] = {"name": name, "kind": rtype.kind, "causes": causes}
-        if rtype.group:
-            details["group"] = rtype.group
-        return cls(
-            422, "Invalid", f'{rtype.qualified_kind} "{name}" is invalid: {summary}', details
+        details: dict[str, Any] = {"name": name, "group": group, "kind": kind, "causes": causes}
+        details = {key: value for key, value in details.items() if value}  # Go's omitempty
+        qualified = f"{kind}.{group}" if group else kind
+        return cls(422, "Invalid", f'{qualified} "{name}" is invalid: {summary}', details)
+
+    @classmethod
+    def conflict(cls, rtype: ResourceType, name: str) -> StatusError:
+        """A 409: the write named a resourceVersion that is no longer the current one."""
+        message = (
+            f'Operation cannot be fulfilled on {rtype.qualified} "{name}": the object has been '
+            "modified; please apply your changes to the latest version and try again"
         )
+        return cls(409, "Conflict", message, _details(rtype, name))
+
+    @classmethod
+    def patch_not_applied(cls) -> StatusError:
+        """The 422 a JSON patch that does not apply gets (a failed ``test``, a bad path).
+
+        The API server drops the patch library's own message: every such failure reads
+        the same, with empty details.
+        """
+        error = cls(
+            422, "Invalid", "the server rejected our request due to an error in our request"
+        )
+        error.keep_empty_details = True
+        return error
+
+    @classmethod
+    def unsupported_media_type(cls, accepted: list[str]) -> StatusError:
+        """A 415 for a PATCH whose Content-Type is not an accepted patch type."""
+        message = (
+            "the body of the request was in an unknown format - accepted media types include: "
+            + ", ".join(accepted)
+        )
+        return cls(415, "UnsupportedMediaType", message)
 
     @classmethod
     def bad_request(cls, message: str) -> StatusError:
@@ -112,6 +152,11 @@ class StatusError(Exception):
             "MethodNotAllowed",
             "the server does not allow this method on the requested resource",
         )
+
+    @classmethod
+    def unexpected(cls, message: str) -> StatusError:
+        """A 500 for an error the API server never turned into a status: its bare message."""
+        return cls(500, "", message)
 
     @classmethod
     def injected(cls, code: int) -> StatusError:
@@ -202,6 +247,12 @@ class ObjectStore:
             self.ensure_namespace(namespace)
         return obj
 
+    def commit(self, obj: dict[str, Any], rtype: ResourceType) -> dict[str, Any]:
+        """Store an updated object (not copied) under the next resourceVersion."""
+        self._revision += 1
+        obj["metadata"]["resourceVersion"] = str(self._revision)
+        return self.insert(obj, rtype)
+
     def stamp(
         self,
         obj: dict[str, Any],
@@ -275,6 +326,15 @@ class ObjectStore:
     def delete(self, rtype: ResourceType, namespace: str | None, name: str) -> None:
         """Remove an object if stored."""
         self._bucket(rtype).pop((namespace or "", name), None)
+
+    def everything(self) -> tuple[tuple[ResourceType, dict[str, Any]], ...]:
+        """Every stored object with its resource (not copies), for garbage collection."""
+        return tuple(
+            (rtype, obj)
+            for (group, kind), bucket in self._objects.items()
+            if (rtype := self.registry.for_kind(group, kind)) is not None
+            for obj in bucket.values()
+        )
 
     def _bucket(self, rtype: ResourceType) -> dict[tuple[str, str], dict[str, Any]]:
         return self._objects.setdefault((rtype.group, rtype.kind), {})

@@ -7,7 +7,7 @@ Slack's wire formats (``{"ok": false, "error": ...}`` at HTTP 200, 404 for unkno
 with ``Retry-After``), validates Block Kit like Slack (see ``slack_blocks_check``) and records
 every call for assertions. Faults (rate limits, 5xx, latency) can be scripted per method; a
 faulted call never changes state. The workspace state and method handlers live in
-``slack_workspace``.
+``slack_workspace`` (the ``views.*`` methods in ``slack_views``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from sandbox.loopback import LoopbackServer
+from sandbox.slack_views import _ViewMethods
 from sandbox.slack_workspace import MAX_TEXT_CHARS as MAX_TEXT_CHARS
 from sandbox.slack_workspace import (
     JSONDict,
@@ -110,7 +111,7 @@ class _Fault:
     retry_after: int | None = None
 
 
-class SlackSandbox(LoopbackServer, _Workspace):
+class SlackSandbox(LoopbackServer, _Workspace, _ViewMethods):
     """An in-process Slack Web API on 127.0.0.1.
 
     Any channel name or ID is accepted and gets a stable ID (``#incidents`` -> ``C...``, a user
@@ -171,6 +172,7 @@ class SlackSandbox(LoopbackServer, _Workspace):
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
+            "usergroups.list": self._usergroups_list,
             "usergroups.users.list": self._usergroups_users_list,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
@@ -236,9 +238,19 @@ class SlackSandbox(LoopbackServer, _Workspace):
         """Make every call naming this channel answer ``channel_not_found``."""
         self._missing.add(self.resolve_channel(name_or_id))
 
-    def add_usergroup(self, usergroup_id: str, user_ids: Iterable[str]) -> None:
-        """Register a user group for usergroups.users.list."""
+    def add_usergroup(
+        self, usergroup_id: str, user_ids: Iterable[str], *, handle: str | None = None
+    ) -> None:
+        """Register (or replace) a user group for usergroups.list and usergroups.users.list.
+
+        Args:
+            usergroup_id: Its ``S…`` ID.
+            user_ids: Its members.
+            handle: What people mention it as, without the ``@`` (default: the ID, lowercased).
+        """
         self._usergroups[usergroup_id] = list(user_ids)
+        if handle is not None:
+            self._usergroup_handles[usergroup_id] = handle.lstrip("@")
 
     def post_as_user(
         self, channel: str, user: str, text: str, *, thread_ts: str | None = None

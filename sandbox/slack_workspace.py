@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from sandbox.slack_blocks_check import check_message_blocks, check_view
+from sandbox.slack_blocks_check import check_message_blocks
 
 if TYPE_CHECKING:
     from sandbox.slack import SlackUser
@@ -180,6 +180,7 @@ class _Workspace:
         self._names: dict[str, str] = {}
         self._missing: set[str] = set()
         self._usergroups: dict[str, list[str]] = {}
+        self._usergroup_handles: dict[str, str] = {}
         self._ephemeral: list[JSONDict] = []
         self._views: dict[str, JSONDict] = {}
         self._home_views: dict[str, str] = {}
@@ -416,89 +417,6 @@ class _Workspace:
             entry["count"] += 1
         return {}
 
-    def _checked_view(self, p: _Params, allowed: frozenset[str]) -> JSONDict:
-        view = p.get("view")
-        if view is None:
-            raise _missing("view")
-        issues = check_view(view, allowed_types=allowed)
-        if issues:
-            messages = [f"[ERROR] {i.render()}" for i in issues]
-            raise _ApiError("invalid_arguments", response_metadata={"messages": messages})
-        assert isinstance(view, dict)  # check_view reports anything else
-        external_id = view.get("external_id")
-        if external_id and any(v.get("external_id") == external_id for v in self._views.values()):
-            raise _ApiError("duplicate_external_id")
-        return view
-
-    def _store_view(self, view: JSONDict, view_id: str | None = None) -> JSONDict:
-        view_id = view_id or self._next_id("V")
-        previous = self._views.get(view_id, {})
-        stored: JSONDict = {
-            "private_metadata": "",
-            "callback_id": "",
-            "external_id": "",
-            "state": {"values": {}},
-            "clear_on_close": False,
-            "notify_on_close": False,
-            "previous_view_id": None,
-            **view,
-            "id": view_id,
-            "team_id": self.team_id,
-            "root_view_id": previous.get("root_view_id", view_id),
-            "app_id": "A0SANDBOX",
-            "bot_id": self.bot_id,
-            "hash": f"{int(time.time())}.{self._counter:08d}",
-        }
-        self._views[view_id] = stored
-        return {"view": copy.deepcopy(stored)}
-
-    def _use_trigger(self, p: _Params) -> str:
-        trigger = p.opt("trigger_id") or p.opt("interactivity_pointer")
-        if trigger is None:
-            raise _ApiError("invalid_trigger_id")
-        if trigger in self._used_triggers:
-            raise _ApiError("exchanged_trigger_id")
-        return trigger
-
-    def _views_open(self, p: _Params) -> JSONDict:
-        trigger = self._use_trigger(p)
-        view = self._checked_view(p, frozenset({"modal"}))
-        self._used_triggers.add(trigger)
-        return self._store_view(view)
-
-    def _views_push(self, p: _Params) -> JSONDict:
-        return self._views_open(p)
-
-    def _views_update(self, p: _Params) -> JSONDict:
-        view_id, external_id = p.opt("view_id"), p.opt("external_id")
-        if view_id is None and external_id is not None:
-            found = [k for k, v in self._views.items() if v.get("external_id") == external_id]
-            view_id = found[0] if found else None
-        elif view_id is None:
-            raise _missing("view_id")
-        if view_id is None or view_id not in self._views:
-            raise _ApiError("not_found")
-        current = self._views[view_id]
-        if p.opt("hash") not in (None, current["hash"]):
-            raise _ApiError("hash_conflict")
-        # The view keeps its own external_id, so do not count it as a duplicate of itself.
-        del self._views[view_id]
-        try:
-            view = self._checked_view(p, frozenset({"modal", "home"}))
-        finally:
-            self._views[view_id] = current
-        return self._store_view(view, view_id)
-
-    def _views_publish(self, p: _Params) -> JSONDict:
-        user_id = p.req("user_id")
-        view = self._checked_view(p, frozenset({"home"}))
-        view_id = self._home_views.get(user_id)
-        if view_id is not None and p.opt("hash") not in (None, self._views[view_id]["hash"]):
-            raise _ApiError("hash_conflict")
-        result = self._store_view(view, view_id)
-        self._home_views[user_id] = result["view"]["id"]
-        return result
-
     def _conversations_info(self, p: _Params) -> JSONDict:
         return {"channel": self._channel(p.req("channel"), need_member=False).to_api()}
 
@@ -541,6 +459,25 @@ class _Workspace:
         if users is None:
             raise _ApiError("no_such_subteam")
         return {"users": list(users)}
+
+    def _usergroups_list(self, p: _Params) -> JSONDict:
+        groups = []
+        for group_id, users in self._usergroups.items():
+            handle = self._usergroup_handles.get(group_id, group_id.lower())
+            group: JSONDict = {
+                "id": group_id,
+                "team_id": self.team_id,
+                "is_usergroup": True,
+                "name": handle.replace("-", " ").title(),
+                "handle": handle,
+                "description": "",
+                "date_delete": 0,
+                "user_count": len(users),
+            }
+            if p.flag("include_users"):
+                group["users"] = list(users)
+            groups.append(group)
+        return {"usergroups": groups}
 
     def _files_get_upload_url(self, p: _Params) -> JSONDict:
         filename = p.req("filename")

@@ -44,6 +44,7 @@ def base_settings(data_dir: Path, slack: SlackSandbox, kube_url: str) -> Setting
         kube_timeout=1.0,
         evidence_timeout=2.0,
         slack_min_interval=0.0,
+        embed_backend="hash",  # the real model costs seconds per start; tests/rag covers it
     )
 
 

@@ -1,7 +1,10 @@
 """The deployment artifacts agree with the code they deploy.
 
-* ``deploy/`` renders with ``kubectl kustomize``; its ClusterRole is read-only and grants exactly
-  the kinds ``bot.kube.RESOURCES`` reads (plus ``pods/log``), never Secrets;
+* ``deploy/`` renders with ``kubectl kustomize``; the reader's ClusterRole is read-only and grants
+  exactly the kinds ``bot.kube.RESOURCES`` reads (plus ``pods/log``), never Secrets;
+* the remediator's ClusterRole grants exactly ``REMEDIATION_PERMISSIONS``, the table the
+  remediation client checks every request against, and its token is mounted where
+  ``INCIDENT_BOT_REMEDIATION_TOKEN_FILE`` expects it — into a pod that runs as the reader;
 * the Deployment sets only variables ``bot.config.SETTINGS_DOC`` documents;
 * ``manifest.yml`` asks Slack for exactly the scopes of the Web API methods the code calls;
 * the ``Dockerfile`` installs the Makefile's torch pin before the project and names no registry.
@@ -25,10 +28,13 @@ import yaml
 
 from bot.config import SETTINGS_DOC
 from bot.kube import RESOURCES
+from bot.remediate.kube_write import REMEDIATION_PERMISSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 NAMESPACE = "incident-bot"
+READER = "incident-bot-reader"
+REMEDIATOR = "incident-bot-remediator"
 READ_VERBS = {"get", "list", "watch"}
 
 # Slack Web API method (slack_sdk spelling) → the bot scopes it needs. A method the code calls
@@ -41,10 +47,16 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations_history": {"channels:history", "groups:history"},
     "conversations_replies": {"channels:history", "groups:history"},
     "conversations_list": {"channels:read", "groups:read"},
+    "chat_postEphemeral": {"chat:write"},
+    "views_open": set(),  # modals need no scope, only a trigger from an interaction
+    "views_publish": set(),
+    "usergroups_list": {"usergroups:read"},  # approvers named by @handle
+    "usergroups_users_list": {"usergroups:read"},
+    "files_upload_v2": {"files:write"},  # metric charts
 }
 _SLACK_CALL = re.compile(
-    r"\.((?:admin|apps|auth|bookmarks|calls|chat|conversations|dnd|emoji|files|pins|reactions"
-    r"|reminders|search|stars|team|usergroups|users|views)_[A-Za-z]+)\("
+    r"(?:client|slack)\.((?:admin|apps|auth|bookmarks|calls|chat|conversations|dnd|emoji|files|pins|reactions"
+    r"|reminders|search|stars|team|usergroups|users|views)_[A-Za-z0-9_]+)\("
 )
 # Directories whose code talks to Slack (sandbox/ is the emulator, not a client).
 _CLIENT_CODE = ("bot", "handlers", "rag", "policies")
@@ -100,6 +112,12 @@ def _one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+def _named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [obj for obj in objects if obj["kind"] == kind and obj["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, got {len(found)}"
+    return found[0]
+
+
 def _container(rendered: list[dict[str, Any]]) -> dict[str, Any]:
     containers = _one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
@@ -107,20 +125,27 @@ def _container(rendered: list[dict[str, Any]]) -> dict[str, Any]:
     return container
 
 
-def test_kustomize_renders_the_base_without_a_secret(rendered: list[dict[str, Any]]) -> None:
+def test_kustomize_renders_the_base_without_credentials(rendered: list[dict[str, Any]]) -> None:
     kinds = sorted(obj["kind"] for obj in rendered)
     assert kinds == sorted(
         [
             "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ClusterRoleBinding",
             "ConfigMap",
             "Deployment",
             "Namespace",
             "PersistentVolumeClaim",
+            "Secret",  # the remediator's token, filled in by the control plane
             "Service",
+            "ServiceAccount",
             "ServiceAccount",
         ]
     )
+    secret = _one(rendered, "Secret")
+    assert secret["type"] == "kubernetes.io/service-account-token"
+    assert "data" not in secret and "stringData" not in secret
     assert _one(rendered, "Namespace")["metadata"]["name"] == NAMESPACE
     for obj in rendered:
         if obj["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
@@ -136,20 +161,26 @@ def _api_group(prefix: str) -> str:
     return match.group(1)
 
 
-def _rules(rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = _one(rendered, "ClusterRole")["rules"]
+def _rules(rendered: list[dict[str, Any]], name: str = READER) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = _named(rendered, "ClusterRole", name)["rules"]
     assert rules
     return rules
 
 
-def test_cluster_role_is_read_only(rendered: list[dict[str, Any]]) -> None:
-    for rule in _rules(rendered):
-        assert set(rule["verbs"]) <= READ_VERBS, rule
+def _no_wildcards_or_secrets(rules: list[dict[str, Any]]) -> None:
+    for rule in rules:
         assert "nonResourceURLs" not in rule, rule
         for field in ("apiGroups", "resources", "verbs", "resourceNames"):
             for value in rule.get(field, []):
                 assert value != "*" and "*" not in value, f"wildcard in {field}: {rule}"
                 assert "secret" not in value.lower(), f"{field} mentions secrets: {rule}"
+
+
+def test_cluster_role_is_read_only(rendered: list[dict[str, Any]]) -> None:
+    rules = _rules(rendered)
+    _no_wildcards_or_secrets(rules)
+    for rule in rules:
+        assert set(rule["verbs"]) <= READ_VERBS, rule
 
 
 def test_cluster_role_grants_exactly_what_the_kube_client_reads(
@@ -167,19 +198,74 @@ def test_cluster_role_grants_exactly_what_the_kube_client_reads(
     assert granted - wanted == set(), "RBAC grants these but bot.kube never reads them"
 
 
-def test_binding_names_the_deployments_service_account(rendered: list[dict[str, Any]]) -> None:
-    binding = _one(rendered, "ClusterRoleBinding")
-    account = _one(rendered, "ServiceAccount")["metadata"]
-    pod = _one(rendered, "Deployment")["spec"]["template"]["spec"]
+@pytest.mark.parametrize("name", [READER, REMEDIATOR])
+def test_each_binding_names_its_own_role_and_account(
+    rendered: list[dict[str, Any]], name: str
+) -> None:
+    binding = _named(rendered, "ClusterRoleBinding", name)
+    account = _named(rendered, "ServiceAccount", name)["metadata"]
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "ClusterRole",
-        "name": _one(rendered, "ClusterRole")["metadata"]["name"],
+        "name": _named(rendered, "ClusterRole", name)["metadata"]["name"],
     }
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
     ]
-    assert pod["serviceAccountName"] == account["name"]
+
+
+def test_the_bot_pod_runs_as_the_reader(rendered: list[dict[str, Any]]) -> None:
+    pod = _one(rendered, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == READER
+    # No pod runs as the remediator: its token is reachable only through the Secret below.
+    assert _named(rendered, "ServiceAccount", REMEDIATOR)["automountServiceAccountToken"] is False
+
+
+def _granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_remediation_role_grants_exactly_what_the_writer_may_send(
+    rendered: list[dict[str, Any]],
+) -> None:
+    rules = _rules(rendered, REMEDIATOR)
+    _no_wildcards_or_secrets(rules)
+    assert all("resourceNames" not in rule for rule in rules)
+    wanted = {(p.api_group, p.resource, verb) for p in REMEDIATION_PERMISSIONS for verb in p.verbs}
+    granted = _granted(rules)
+    assert wanted - granted == set(), "REMEDIATION_PERMISSIONS lists these without RBAC"
+    assert granted - wanted == set(), "RBAC grants these but the remediation client never sends"
+    # Narrow by construction: nothing is created, only pods are deleted, nothing is escalated.
+    verbs = {verb for _, _, verb in granted}
+    assert verbs <= {"get", "list", "patch", "update", "delete"}
+    assert {resource for _, resource, verb in granted if verb == "delete"} == {"pods"}
+    assert not {"escalate", "bind", "impersonate", "create", "deletecollection"} & verbs
+
+
+def test_remediation_token_is_mounted_where_the_setting_expects_it(
+    rendered: list[dict[str, Any]],
+) -> None:
+    secret = _one(rendered, "Secret")
+    assert secret["metadata"]["annotations"] == {"kubernetes.io/service-account.name": REMEDIATOR}
+    pod = _one(rendered, "Deployment")["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    token_file = Path(SETTINGS_DOC["INCIDENT_BOT_REMEDIATION_TOKEN_FILE"][0])
+    (mount,) = [
+        m for m in _container(rendered)["volumeMounts"] if m["mountPath"] == str(token_file.parent)
+    ]
+    assert mount["readOnly"] is True
+    source = volumes[mount["name"]]["secret"]
+    assert source["secretName"] == secret["metadata"]["name"]
+    assert source["items"] == [{"key": "token", "path": token_file.name}]  # not ca.crt/namespace
+    assert source["defaultMode"] == 0o440
+    env = {var["name"] for var in _container(rendered)["env"]}
+    assert "INCIDENT_BOT_REMEDIATION_TOKEN_FILE" not in env  # the default is the mount
 
 
 def _secret_refs(container: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

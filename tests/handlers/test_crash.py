@@ -82,10 +82,15 @@ async def test_sigkill_after_ack_gives_exactly_one_thread(
         stack.slack.clear_faults()
         proc, stack.url = await asyncio.to_thread(_serve, stack, tmp_path / "data")
         try:
-            await stack.wait(lambda: len(stack.threads()) == 1 and len(stack.threads()[0]) == 2)
+            # Parent, RCA reply and one message per proposed action (two for cart).
+            await stack.wait(lambda: len(stack.threads()) == 1 and len(stack.threads()[0]) == 4)
             await asyncio.sleep(1.0)  # anything doubled would show up now
             assert len(stack.threads()) == 1
-            assert len(stack.threads()[0]) == 2
+            thread = stack.threads()[0]
+            assert len(thread) == 4
+            texts = [m["text"] for m in thread]
+            assert len(set(texts)) == 4
+            assert sum(t.startswith("Root cause") for t in texts) == 1
         finally:
             await asyncio.to_thread(_kill, proc)
 

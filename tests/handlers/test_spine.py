@@ -26,8 +26,10 @@ async def test_firing_then_resolved_thread(tmp_path: Path) -> None:
     async with running_stack(tmp_path) as stack:
         status, body = await stack.post(CART)
         assert (status, body["status"]) == (200, "accepted")
-        await stack.wait(lambda: len(stack.threads()) == 1 and len(stack.threads()[0]) == 2)
-        parent, evidence = stack.threads()[0]
+        # Parent, RCA reply, and one approval message per suggested action (two for cart).
+        await stack.wait(lambda: len(stack.threads()) == 1 and len(stack.threads()[0]) == 4)
+        parent, evidence, *proposals = stack.threads()[0]
+        assert all("Proposed remediation" in message_text(m) for m in proposals)
         text = message_text(parent)
         assert "KubePodCrashLooping" in text and "shop/Deployment/cart" in text
         assert ":large_orange_circle:" in text
@@ -40,12 +42,16 @@ async def test_firing_then_resolved_thread(tmp_path: Path) -> None:
 
         status, _ = await stack.post(resolved(CART))
         assert status == 200
-        await stack.wait(lambda: len(stack.threads()[0]) == 3)
+        await stack.wait(lambda: len(stack.threads()[0]) == 5)
         channel = stack.slack.channels()[0]
         parent = stack.slack.channel_messages(channel)[0]
         assert ":white_check_mark:" in message_text(parent)
         assert "Resolved after 22m" in message_text(parent)
-        assert "Resolved" in message_text(stack.threads()[0][2])
+        assert "Resolved" in message_text(stack.threads()[0][4])
+        # Undecided proposals die with the incident: their buttons are replaced.
+        await stack.wait(
+            lambda: all("Cancelled" in message_text(m) for m in stack.threads()[0][2:4])
+        )
 
 
 async def test_duplicate_delivery_makes_one_thread(tmp_path: Path) -> None:
@@ -56,15 +62,15 @@ async def test_duplicate_delivery_makes_one_thread(tmp_path: Path) -> None:
         # The same notification formatted differently is stored, but changes nothing.
         raw = json.dumps(CART, indent=1).encode()
         assert (await stack.post(None, raw=raw))[1]["status"] == "accepted"
-        await stack.wait(lambda: len(stack.threads()) == 1 and len(stack.threads()[0]) == 2)
+        await stack.wait(lambda: len(stack.threads()) == 1 and len(stack.threads()[0]) == 4)
         # A group re-send that repeats the same alert state also changes nothing.
         again = copy.deepcopy(CART)
         again["groupKey"] = "something-else"
         assert (await stack.post(again))[1]["status"] == "accepted"
         assert stack.runtime is not None
         await stack.runtime.pipeline.drain()
-        assert len(stack.threads()) == 1 and len(stack.threads()[0]) == 2
-        assert len(stack.slack.calls_to("chat.postMessage")) == 2
+        assert len(stack.threads()) == 1 and len(stack.threads()[0]) == 4
+        assert len(stack.slack.calls_to("chat.postMessage")) == 4
 
 
 async def test_bad_requests_are_rejected_and_store_nothing(tmp_path: Path) -> None:
@@ -116,9 +122,16 @@ async def test_slack_429_delivers_everything_in_order(tmp_path: Path) -> None:
         stack.slack.rate_limit_next(2, retry_after=1, method="chat.postMessage")
         await stack.post(CART)
         await stack.post(resolved(CART))
-        await stack.wait(
-            lambda: len(stack.threads()) == 1 and len(stack.threads()[0]) == 3, within=15
-        )
+
+        def done() -> bool:
+            texts = [message_text(m) for t in stack.threads() for m in t]
+            return (
+                len(stack.threads()) == 1
+                and any("Root cause" in t for t in texts)
+                and any(t.startswith(":white_check_mark: Resolved") for t in texts)
+            )
+
+        await stack.wait(done, within=15)
         assert stack.runtime is not None
         for _ in range(200):  # the last post is in Slack; its row is marked sent right after
             if await stack.runtime.store.call(stack.runtime.store.outbox_depth) == 0:

@@ -1,0 +1,1 @@
+"""Remediation: approval state, authorization, execution and the audit log."""

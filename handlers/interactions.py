@@ -1,0 +1,93 @@
+"""Interactive components: Approve / Reject buttons and the rejection modal.
+
+Bolt has already verified the request signature when a listener runs. Each listener acks
+first (Slack wants an answer within 3 s) and then works; every check that matters —
+authorization, pending, unexpired, incident open, hash — happens server-side in
+:class:`bot.remediate.service.Remediation`, from the action id the button carries. The clicker
+hears about a refusal in an ephemeral message; the thread sees decisions.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.remediate import views
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def register(bolt: AsyncApp, runtime: Runtime) -> None:
+    """Add the approval listeners to ``bolt``."""
+
+    async def approve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        action_id, user_id, channel = _click(body)
+        remediation = runtime.remediation
+        if remediation is None or not action_id:
+            return
+        answer = await remediation.approve_click(action_id, user_id)
+        if answer and channel:
+            await _ephemeral(client, channel, user_id, answer)
+
+    async def reject(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        action_id, user_id, channel = _click(body)
+        remediation = runtime.remediation
+        if remediation is None or not action_id:
+            return
+        refusal = await remediation.check_reject(action_id, user_id)
+        if refusal:
+            if channel:
+                await _ephemeral(client, channel, user_id, refusal)
+            return
+        record = await remediation.book.get(action_id)
+        kubectl = record.kubectl if record is not None else action_id
+        trigger = str(body.get("trigger_id") or "")
+        view = views.reject_modal(action_id, kubectl)
+        # The modal remembers where to answer a late refusal.
+        view["private_metadata"] = f"{action_id}|{channel}"
+        await client.views_open(trigger_id=trigger, view=view)
+
+    async def reject_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        view = body.get("view") or {}
+        reason = views.modal_reason(view)
+        if len(reason) < 3:
+            await ack(
+                response_action="errors",
+                errors={views.REASON_BLOCK: "Say in a few words why (kept in the audit log)."},
+            )
+            return
+        await ack()
+        action_id, _, channel = str(view.get("private_metadata") or "").partition("|")
+        user_id = str((body.get("user") or {}).get("id") or "")
+        remediation = runtime.remediation
+        if remediation is None or not action_id:
+            return
+        answer = await remediation.reject(action_id, user_id, reason)
+        if answer and channel:
+            await _ephemeral(client, channel, user_id, answer)
+
+    bolt.action(views.APPROVE)(approve)
+    bolt.action(views.REJECT)(reject)
+    bolt.view(views.REJECT_MODAL)(reject_submitted)
+
+
+def _click(body: dict[str, Any]) -> tuple[str, str, str]:
+    """(action id from the button, clicking user, channel) of a block_actions payload."""
+    actions = body.get("actions") or [{}]
+    action_id = str(actions[0].get("value") or "")
+    user_id = str((body.get("user") or {}).get("id") or "")
+    channel = str((body.get("channel") or {}).get("id") or "")
+    return action_id, user_id, channel
+
+
+async def _ephemeral(client: AsyncWebClient, channel: str, user: str, text: str) -> None:
+    try:
+        await client.chat_postEphemeral(channel=channel, user=user, text=text)
+    except Exception as exc:  # the decision stands; only the courtesy note is lost
+        log.warning("ephemeral answer to %s failed: %s", user, exc)
