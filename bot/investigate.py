@@ -361,8 +361,31 @@ async def investigate_scenario(scenario: Scenario, settings: Settings) -> dict[s
             replace(settings, prometheus_url=prometheus_url or ""), kube
         )
         stack.push_async_callback(investigator.close)
+        await _attach_memory(stack, investigator, settings)
         result = await investigator.full(labels, annotations, now=scenario.now)
         return result.report
+
+
+async def _attach_memory(
+    stack: AsyncExitStack, investigator: Investigator, settings: Settings
+) -> None:
+    """Use the incident memory of the data dir for ``similar``, when a history was imported."""
+    if not (settings.memory_dir / "history.db").exists():
+        return
+    from rag.embed import make_encoder
+    from rag.memory import IncidentMemory
+
+    try:
+        encoder = make_encoder(settings.embed_model, settings.embed_backend)
+        memory = await IncidentMemory(settings.memory_dir, encoder, hybrid=True).aopen()
+    except Exception as exc:  # the report is still produced; similar stays empty
+        log.warning("incident memory unavailable: %s", exc)
+        return
+    stack.push_async_callback(memory.aclose)
+    investigator.memory = memory
+    investigator.similar_top = settings.similar_top
+    investigator.similar_min_score = settings.similar_min_score
+    investigator.similar_timeout = 60.0  # a one-shot CLI waits for the model to load
 
 
 async def _scenario_prometheus(stack: AsyncExitStack, scenario: Scenario) -> str | None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from handlers.alertmanager import RUNTIME
+
+log = logging.getLogger(__name__)
 
 
 def register(app: web.Application) -> None:
@@ -37,5 +41,13 @@ async def metrics(request: web.Request) -> web.Response:
     store = runtime.store
     runtime.metrics.inbox_depth.set(await store.call(store.inbox_depth))
     runtime.metrics.outbox_depth.set(await store.call(store.outbox_depth))
+    memory = runtime.memory
+    if memory is not None:
+        try:
+            stats = await memory.docs.call(memory.learning)
+            documents = await memory.docs.call(memory.docs.count)
+            runtime.metrics.set_learning(stats.to_dict(), documents)
+        except Exception:  # a scrape must not fail because the memory did
+            log.exception("learning metrics unavailable")
     body = generate_latest(runtime.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -206,6 +206,10 @@ async def test_history_shows_in_the_thread_and_feeds_back(tmp_path: Path) -> Non
         assert doc is not None
         assert doc["root_cause"] == "cache size env var raised tenfold in release 3.8.0"
         assert doc["channel"] and doc["thread_ts"]
-        learning = memory.learning().to_dict()
-        assert json.dumps(learning)  # serialisable; acceptance counted from alice's 👍
-        assert "acceptance" in json.dumps(learning)
+        # Learning metrics at /metrics: alice's 👍 is the only vote; 4 documents now.
+        status, metrics = await stack.get("/metrics")
+        assert status == 200
+        assert 'incident_bot_rca_acceptance_ratio{category="all"} 1.0' in metrics
+        assert "incident_bot_memory_documents 4.0" in metrics
+        assert 'incident_bot_mttr_seconds{category="oom_killed",quantile="0.5"}' in metrics
+        assert 'incident_bot_action_success_ratio{kind="set_resources"} 1.0' in metrics
