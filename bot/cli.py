@@ -179,13 +179,19 @@ def _print_report(result: dict[str, Any]) -> None:
 )
 @click.option("--port", default=8080, show_default=True, help="Port of the bot (0 = any).")
 @click.option("--once", is_flag=True, help="Exit after printing the threads.")
-def demo(scenario_dir: Path, port: int, once: bool) -> None:
+@click.option(
+    "--web-port",
+    type=int,
+    default=None,
+    help="Port of the sandbox Slack page (default 8090; any free port with --once or --port 0).",
+)
+def demo(scenario_dir: Path, port: int, once: bool, web_port: int | None) -> None:
     """Run the bot against the sandbox and fire every scenario's alert."""
     from bot.demo import run_demo
 
     _logging("WARNING")
     try:
-        asyncio.run(run_demo(scenario_dir, port=port, once=once))
+        asyncio.run(run_demo(scenario_dir, port=port, once=once, web_port=web_port))
     except KeyboardInterrupt:
         pass
 

@@ -77,6 +77,7 @@ class Runtime:
         self.remediation = make_remediation(self)
         self.pipeline.remediation = self.remediation
         self._tasks: list[asyncio.Task[None]] = []
+        self._warm_up: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Open the incident memory; start the worker, the Slack outbox and remediation."""
@@ -93,7 +94,8 @@ class Runtime:
         ]
         if self.memory is not None:
             # Load the embedding model now, not when the first incident is waiting for it.
-            self._tasks.append(asyncio.create_task(_warm(self.memory), name="memory-warm-up"))
+            # Not one of the workers whose death /readyz reports: it ends by design.
+            self._warm_up = asyncio.create_task(_warm(self.memory), name="memory-warm-up")
         for task in self._tasks:
             task.add_done_callback(_log_crash)
 
@@ -103,6 +105,10 @@ class Runtime:
 
     async def stop(self) -> None:
         """Cancel background work and close the store and clients."""
+        if self._warm_up is not None:
+            self._warm_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._warm_up
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -96,6 +96,11 @@ _ID_MAX = int(np.iinfo(np.int64).max)
 Ids = Sequence[int] | np.ndarray
 """Vector ids: a sequence of ints or a one-dimensional integer array."""
 
+# One OpenMP thread: the bot searches one query at a time, and on a busy 2-core node a
+# multi-threaded search waits for a second core (bench/rag.py: 100k HNSW p99 8.0 ms with the
+# default 2 threads, 2.2 ms with one; 10k flat p50 5.9 → 0.5 ms). Builds are rare.
+faiss.omp_set_num_threads(1)
+
 
 class IndexMismatch(Exception):
     """The index file cannot be used: another model, another dimension, or unreadable."""
