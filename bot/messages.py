@@ -167,20 +167,19 @@ def expire_silence_button(incident_id: str, silence_id: str) -> ActionsBlock:
 
 
 def silence_line(silence: IncidentSilence) -> str:
-    """``:no_bell: Silenced until 14:05 UTC by <@U0ALICE>: deploying a fix``.
-
-    The date is added when the silence ends on another day than it began.
-    """
-    until = silence.until.astimezone(UTC)
-    when = (
-        f"{until:%H:%M}"
-        if until.date() == silence.at.astimezone(UTC).date()
-        else (f"{until:%a %d %b %H:%M}")
-    )
-    line = f":no_bell: Silenced until {when} UTC by <@{silence.created_by}>"
+    """``:no_bell: Silenced until 14:05 UTC by <@U0ALICE>: deploying a fix``."""
+    line = f":no_bell: Silenced until {silence_until(silence)} by <@{silence.created_by}>"
     if silence.reason:
         line += f": {escape(silence.reason)}"
     return clip(line, 1900)
+
+
+def silence_until(silence: IncidentSilence) -> str:
+    """When the silence ends: ``14:05 UTC``, with the day when that is not the day it began."""
+    until = silence.until.astimezone(UTC)
+    if until.date() == silence.at.astimezone(UTC).date():
+        return f"{until:%H:%M} UTC"
+    return f"{until:%a %d %b %H:%M} UTC"
 
 
 def reply(text: str, *, context: str | None = None) -> Payload:

@@ -16,7 +16,10 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from slack_sdk.web.async_client import AsyncWebClient
+
 from bot import messages
+from bot.chart_post import post_charts
 from bot.errors import PayloadError
 from bot.inbox import Inbox
 from bot.incidents import IncidentEngine
@@ -61,6 +64,9 @@ class Pipeline:
         self.remediation: Remediation | None = None
         # Set by the runtime: similar past incidents for each RCA; resolved incidents feed it.
         self.memory: IncidentMemory | None = None
+        # Set by the runtime: metric charts go into the thread (files upload v2).
+        self.slack: AsyncWebClient | None = None
+        self.prometheus_url = ""
 
     def alive(self, within: float = 30.0) -> bool:
         """True when the worker loop ran recently (for /readyz)."""
@@ -137,6 +143,20 @@ class Pipeline:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _charts(
+        self, incident_id: str, report: dict[str, Any], labels: dict[str, str], started: datetime
+    ) -> None:
+        assert self.slack is not None
+        await post_charts(
+            store=self._store,
+            slack_client=self.slack,
+            prometheus_url=self.prometheus_url,
+            incident_id=incident_id,
+            report=report,
+            labels=labels,
+            started=started,
+        )
+
     async def _remember(self, incident_id: str) -> None:
         """A resolved incident becomes a document of the incident memory."""
         if self.memory is None:
@@ -184,6 +204,11 @@ class Pipeline:
         if reply_id is None:
             return
         self._on_queued()
+        if self.slack is not None and report is not None and self.prometheus_url:
+            # Off the critical path: charts land after the RCA reply, never hold it up.
+            self._spawn(
+                self._charts(incident_id, report, labels, started),
+            )
         if investigation is None:
             return
         if self.investigator.claude is None:

@@ -69,6 +69,8 @@ class Runtime:
         # Incident memory (FAISS + SQLite under data_dir/memory); opened by start().
         self.memory: IncidentMemory | None = make_memory(settings)
         self.pipeline.memory = self.memory
+        self.pipeline.slack = self.slack
+        self.pipeline.prometheus_url = settings.prometheus_url
         investigator = self.pipeline.investigator
         investigator.memory = self.memory
         investigator.similar_top = settings.similar_top

@@ -23,6 +23,8 @@ import json
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +57,8 @@ from bot.store import Store
 from handlers.interactions import _ephemeral
 
 log = logging.getLogger(__name__)
+
+NO_ALERTMANAGER = "No Alertmanager is known: set INCIDENT_BOT_ALERTMANAGER_URL."
 
 SILENCE_ACTIONS = re.compile(
     "^" + re.escape(messages.SILENCE_ACTION_PREFIX) + "(" + "|".join(DURATIONS) + ")$"
@@ -131,8 +135,14 @@ class SilenceActions:
         """The bot's store."""
         return self.runtime.store
 
-    async def silence(self, click: Click) -> str | None:
-        """Silence the incident for the clicked duration."""
+    @asynccontextmanager
+    async def _client(self, url: str) -> AsyncIterator[SilenceClient]:
+        # A session per click: clicks are rare, and the runtime owns no HTTP session to share.
+        async with aiohttp.ClientSession() as session:
+            yield SilenceClient(url, session, timeout=self.request_timeout)
+
+    async def silence(self, click: Click, reason: str = "") -> str | None:
+        """Silence the incident for the clicked duration (``reason`` goes into the comment)."""
         if click.action_id != messages.SILENCE_ACTION_PREFIX + click.argument:
             return "This button is not a silence button of an incident."
         try:
@@ -149,26 +159,27 @@ class SilenceActions:
             if state.incident["status"] != "firing":
                 return "This incident is resolved; there is nothing to silence."
             if state.silence is not None:
-                return "Already " + _plain_line(state.silence) + "."
+                until = messages.silence_until(state.silence)
+                return f"Already silenced until {until} by <@{state.silence.created_by}>."
             url = self.runtime.settings.alertmanager_url or state.incident["external_url"]
             if not url:
-                return "No Alertmanager is known: set INCIDENT_BOT_ALERTMANAGER_URL."
+                return NO_ALERTMANAGER
             try:
                 matchers = matchers_for_incident(state.labels)
             except ValueError as exc:
                 return f"Cannot silence this incident: {exc}."
             created_by = silence_creator(click.user_name, click.user_id) + " via incident-bot"
-            reason = ""  # buttons carry none; the comment says where the silence came from
+            reason = " ".join(reason.split())
             comment = f"incident {click.incident_id}: {reason or 'silenced from Slack'}"
             try:
-                async with aiohttp.ClientSession() as session:
-                    client = SilenceClient(url, session, timeout=self.request_timeout)
+                async with self._client(url) as client:
                     silence_id = await client.create(
                         matchers, duration, created_by, comment, now=now
                     )
-            except SilenceError as exc:
+            except (SilenceError, ValueError) as exc:
                 log.warning("silencing %s failed: %s", click.incident_id, exc)
-                return f"Alertmanager did not create the silence: {exc.message}"
+                message = exc.message if isinstance(exc, SilenceError) else str(exc)
+                return f"Alertmanager did not create the silence: {message}"
             silence = IncidentSilence(
                 incident_id=click.incident_id,
                 silence_id=silence_id,
@@ -179,8 +190,9 @@ class SilenceActions:
             )
             text = (
                 f":no_bell: Silenced for {click.argument} by <@{click.user_id}> "
-                f"(silence `{silence_id}`)."
+                f"(silence `{silence_id}`)"
             )
+            text += f": {messages.escape(reason)}" if reason else "."
             await self.store.call(_commit, self.store, click.incident_id, now, text, silence, None)
         self.runtime.outbox.wake()
         return None
@@ -203,10 +215,9 @@ class SilenceActions:
                 return "That silence was already expired."
             url = self.runtime.settings.alertmanager_url or state.incident["external_url"]
             if not url:
-                return "No Alertmanager is known: set INCIDENT_BOT_ALERTMANAGER_URL."
+                return NO_ALERTMANAGER
             try:
-                async with aiohttp.ClientSession() as session:
-                    client = SilenceClient(url, session, timeout=self.request_timeout)
+                async with self._client(url) as client:
                     await client.expire(silence.silence_id)
             except SilenceError as exc:
                 if not exc.not_found:  # gone from Alertmanager already: record it as expired
@@ -254,10 +265,6 @@ def _refusal(state: _State | None, click: Click) -> str | None:
     if click.message_ts and click.message_ts != state.thread[1]:
         return "This button does not belong to the incident's message."
     return None
-
-
-def _plain_line(silence: IncidentSilence) -> str:
-    return messages.silence_line(silence).removeprefix(":no_bell: ").replace("Silenced", "silenced")
 
 
 def _commit(

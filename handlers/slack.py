@@ -11,7 +11,8 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Runtime
-from handlers import commands, feedback, interactions, silence_actions
+from handlers import commands, commands_incidents, feedback, interactions, silence_actions
+from handlers import events as app_events
 
 BOLT = web.AppKey("bolt", AsyncApp)
 
@@ -27,6 +28,8 @@ def build_bolt(runtime: Runtime) -> AsyncApp:
         process_before_response=False,
     )
     commands.register(bolt, runtime)
+    commands_incidents.register(bolt, runtime)
+    app_events.register(bolt, runtime)
     interactions.register(bolt, runtime)
     silence_actions.register(bolt, runtime)
     feedback.register(bolt, runtime)

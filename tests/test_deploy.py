@@ -54,6 +54,12 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "usergroups_users_list": {"usergroups:read"},
     "files_upload_v2": {"files:write"},  # metric charts
 }
+# Events API event (as handlers/ registers it with ``.event("…")``) → the bot scopes its
+# subscription needs; manifest.yml's settings.event_subscriptions.bot_events lists them.
+EVENT_SCOPES: dict[str, set[str]] = {
+    "app_mention": {"app_mentions:read"},
+    "app_home_opened": set(),
+}
 _SLACK_CALL = re.compile(
     r"(?:client|slack)\.((?:admin|apps|auth|bookmarks|calls|chat|conversations|dnd|emoji|files|pins|reactions"
     r"|reminders|search|stars|team|usergroups|users|views)_[A-Za-z0-9_]+)\("
@@ -373,11 +379,29 @@ def _manifest() -> dict[str, Any]:
 _SLASH_COMMAND = re.compile(r"""\.command\(\s*["'](/[a-z-]+)["']""")
 
 
-def _slash_commands_registered() -> set[str]:
+def _registered(pattern: re.Pattern[str]) -> set[str]:
     found: set[str] = set()
     for path in (ROOT / "handlers").rglob("*.py"):
-        found.update(_SLASH_COMMAND.findall(path.read_text(encoding="utf-8")))
+        found.update(pattern.findall(path.read_text(encoding="utf-8")))
     return found
+
+
+def _slash_commands_registered() -> set[str]:
+    return _registered(_SLASH_COMMAND)
+
+
+_EVENT = re.compile(r"""\.event\(\s*["']([a-z_]+)["']""")
+
+
+def _events_registered() -> set[str]:
+    return _registered(_EVENT)
+
+
+def test_manifest_subscribes_to_exactly_the_events_handled() -> None:
+    registered = _events_registered()
+    assert not registered - EVENT_SCOPES.keys(), "add the event and its scopes to EVENT_SCOPES"
+    subscriptions = _manifest()["settings"].get("event_subscriptions") or {}
+    assert set(subscriptions.get("bot_events") or []) == registered
 
 
 def test_manifest_scopes_match_the_methods_called() -> None:
@@ -386,6 +410,7 @@ def test_manifest_scopes_match_the_methods_called() -> None:
     unknown = called - METHOD_SCOPES.keys()
     assert not unknown, f"add {sorted(unknown)} to METHOD_SCOPES and their scopes to manifest.yml"
     wanted = set().union(*(METHOD_SCOPES[method] for method in called))
+    wanted |= set().union(*(EVENT_SCOPES.get(event, set()) for event in _events_registered()))
     if _slash_commands_registered():
         wanted.add("commands")
     manifest = _manifest()

@@ -185,6 +185,13 @@ class Remediation:
         if not self.executable:
             return "Execution is off here (INCIDENT_BOT_REMEDIATION_MODE=none)."
         authz = await self.groups.authorize(user_id, record.approvers)
+        if authz.allowed and record.state == "pending":
+            # The policy in force now is the authority, not the one at proposal time: a
+            # freeze may have begun, a restart may have brought stricter rules.
+            refusal = await self._policy_refusal(record)
+            if refusal is not None:
+                log.info("approve %s by %s refused by the policy: %s", action_id, user_id, refusal)
+                return refusal
         incident = await self.store.call(self.store.get_incident, record.incident_id)
         decision = await self.book.approve(
             action_id,
@@ -245,6 +252,19 @@ class Remediation:
         assert record is not None
         await self.refresh(record)
         started = time.monotonic()
+        # Checked again here, not only at the click: an approved row can wait in the database
+        # (a restart runs it) and must still be what the approvers saw and the policy allows.
+        if hash_action(record.action) != record.command_hash:
+            problem: str | None = (
+                "the stored command no longer matches the hash the approvers saw "
+                f"({record.short_hash}); nothing was run"
+            )
+        else:
+            problem = await self._policy_refusal(record)
+        if problem is not None:
+            log.warning("not executing %s: %s", action_id, problem)
+            await self._report(action_id, "failed", {"error": problem}, started)
+            return
 
         async def on_snapshot(snapshot: dict[str, Any]) -> None:
             await self.book.store_snapshot(action_id, snapshot)
@@ -272,12 +292,31 @@ class Remediation:
             log.exception("executing %s failed", action_id)
             state = "failed"
             details = {"error": f"{type(exc).__name__}: {exc}"}
-        details["duration_s"] = round(time.monotonic() - started, 3)
         details.pop("snapshot", None)  # stored on its own (store_snapshot), not in every reply
+        await self._report(action_id, state, details, started)
+
+    async def _report(
+        self, action_id: str, state: str, details: dict[str, Any], started: float
+    ) -> None:
+        """Finish an execution: final state (audited), message edit, result reply."""
+        details["duration_s"] = round(time.monotonic() - started, 3)
         final = await self.book.finish(action_id, state, details)
         await self.refresh(final)
         await self.store.call(self._queue_result, final, details)
         self._on_queued()
+
+    async def _policy_refusal(self, record: ActionRecord) -> str | None:
+        """Why the policy in force now does not allow the action, or None when it does."""
+        first = await self.store.call(self.store.first_alert, record.incident_id)
+        labels: dict[str, str] = json.loads(first["labels"]) if first else {}
+        judgement = judge(
+            parse_kubectl(record.kubectl), self.policy, labels=labels, now=self._clock()
+        )
+        if judgement.allowed:
+            return None
+        why = "; ".join(judgement.reasons[:2]) or judgement.verdict
+        verdict = judgement.verdict.replace("_", " ")
+        return f"The policy now says {verdict} ({why}); nothing was run."
 
     # -- background ------------------------------------------------------------------------
 

@@ -191,6 +191,12 @@ def result_reply(record: Any, result: Mapping[str, Any]) -> Payload:
     state = str(record.state)
     head = f"{STATE_LINE.get(state, state)}: `{escape(record.kubectl)}`"
     lines = [head]
+    # What happened in one line: the verification's verdict, or why nothing ran (a restart
+    # during execution, a hash or policy refusal) — steps alone cannot say the latter.
+    if result.get("detail"):
+        lines.append(escape(str(result["detail"]))[:500])
+    if result.get("error"):
+        lines.append(f":warning: {escape(str(result['error']))[:500]}")
     steps = result.get("steps") or []
     for step in steps[:10]:
         name, ok, text = (list(step) + ["", False, ""])[:3]

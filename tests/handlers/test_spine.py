@@ -44,8 +44,11 @@ async def test_firing_then_resolved_thread(tmp_path: Path) -> None:
         assert status == 200
         await stack.wait(lambda: len(stack.threads()[0]) == 5)
         channel = stack.slack.channels()[0]
+        # The "Resolved" reply is queued before the parent's update: wait for both.
+        await stack.wait(
+            lambda: ":white_check_mark:" in message_text(stack.slack.channel_messages(channel)[0])
+        )
         parent = stack.slack.channel_messages(channel)[0]
-        assert ":white_check_mark:" in message_text(parent)
         assert "Resolved after 22m" in message_text(parent)
         assert "Resolved" in message_text(stack.threads()[0][4])
         # Undecided proposals die with the incident: their buttons are replaced.

@@ -147,20 +147,39 @@ def proposal_messages(stack: Stack) -> list[dict[str, Any]]:
 
 
 async def proposals(stack: Stack, count: int = 2, within: float = 15.0) -> list[Proposal]:
-    """Wait for ``count`` action messages; pair each with its stored action."""
+    """Wait for ``count`` action messages; pair each with its stored action.
+
+    The actions are read from the database file, so this works for a bot in a subprocess too.
+    """
     await stack.wait(lambda: len(proposal_messages(stack)) >= count, within)
-    remediation = stack.runtime.remediation if stack.runtime else None
-    assert remediation is not None
+    rows = stored_actions(stack.settings.data_dir)
     channel = stack.slack.channels()[0]
     found: list[Proposal] = []
     for message in proposal_messages(stack):
-        rows = await remediation.store.call(
-            lambda: remediation.store.conn.execute("SELECT id, kubectl FROM actions").fetchall()
-        )
-        match = [(i, k) for i, k in rows if k in message["text"]]
+        match = [row for row in rows if row["kubectl"] in message["text"]]
         assert len(match) == 1, (message["text"], rows)
-        found.append(Proposal(match[0][0], match[0][1], channel, message["ts"]))
+        found.append(Proposal(match[0]["id"], match[0]["kubectl"], channel, message["ts"]))
     return found
+
+
+def _read_only(data_dir: Path) -> sqlite3.Connection:
+    path = data_dir / "incident-bot.db"
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+
+
+def stored_actions(data_dir: Path) -> list[dict[str, Any]]:
+    """Every row of the ``actions`` table, read from the database file read-only."""
+    with closing(_read_only(data_dir)) as conn:
+        cur = conn.execute("SELECT * FROM actions ORDER BY created_at, id")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def stored_action(data_dir: Path, action_id: str) -> dict[str, Any]:
+    """One row of the ``actions`` table (``result`` decoded)."""
+    row = next(r for r in stored_actions(data_dir) if r["id"] == action_id)
+    row["result"] = json.loads(row["result"]) if row["result"] else None
+    return row
 
 
 def by_command(found: Sequence[Proposal], kubectl: str) -> Proposal:
@@ -263,8 +282,7 @@ def real_patches(requests: Sequence[tuple[str, str]]) -> list[str]:
 
 def audit_events(data_dir: Path, action_id: str | None = None) -> list[AuditRecord]:
     """The audit records (of one action), read from the database file read-only."""
-    path = data_dir / "incident-bot.db"
-    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+    with closing(_read_only(data_dir)) as conn:
         return records(conn, action_id=action_id)
 
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,12 @@ from tests.remediate.flow_support import (
     ephemerals_for,
     message,
     post_interaction,
-    proposal_messages,
     proposals,
     real_patches,
     record,
     text_of,
     thread_of,
+    view_submission_payload,
     wait_for,
     wait_state,
     writes,
@@ -130,3 +131,276 @@ async def test_approve_runs_dry_run_snapshot_apply_verify(tmp_path: Path) -> Non
 def _is_result(msg: dict[str, Any], kubectl: str) -> bool:
     text = msg.get("text", "")
     return not text.startswith("Proposed remediation") and kubectl in text and ": " in text
+
+
+async def test_broken_rollout_is_rolled_back_to_the_snapshot(tmp_path: Path) -> None:
+    # The packaged default policy alone: medium risk needs one of @sre-oncall, resolved
+    # through usergroups.list (handle → ID) and usergroups.users.list (members).
+    async with flow_stack(tmp_path, policy_files=("default",)) as stack:
+        stack.slack.add_usergroup("S0ONCALL", ["U0BOB"], handle="sre-oncall")
+        assert (await stack.post(CART))[0] == 200
+        target = by_command(await proposals(stack), CART_RESOURCES)
+        before = deployment(stack)["spec"]["template"]
+        stack.kube.script_rollout("shop", "Deployment", "cart", outcome="broken")
+
+        assert await click(stack, target, "U0BOB") == 200
+        done = await wait_state(
+            stack, target.action_id, {"succeeded", "failed", "rolled_back", "rollback_failed"}
+        )
+        assert done.state == "rolled_back", done.result
+        assert deployment(stack)["spec"]["template"] == before
+        assert limits(stack)["memory"] == "256Mi"
+        assert len(real_patches(stack.kube.requests)) == 1  # the change; the restore is a PUT
+        await stack.wait(lambda: "rolled back" in text_of(message(stack, target)))
+        await stack.wait(
+            lambda: any(
+                "rolled back automatically" in text_of(m) and CART_RESOURCES in m["text"]
+                for m in thread_of(stack)
+                if m["ts"] != target.ts
+            )
+        )
+        assert stack.slack.calls_to("usergroups.list")  # the handle was looked up
+    events = [r.event for r in audit_events(stack.settings.data_dir, target.action_id)]
+    assert events[:6] == ["proposed", "approval", "dry_run", "snapshot", "applied", "verified"]
+    assert events[-1] == "rolled_back" and "executed" not in events
+
+
+async def _refused(stack: Stack, user_id: str, seen_ephemerals: int) -> str:
+    """Wait for the ephemeral answer to a refused click; return its text."""
+    await wait_for(lambda: len(ephemerals_for(stack, user_id)) > seen_ephemerals, what="answer")
+    return ephemerals_for(stack, user_id)[-1]
+
+
+async def test_a_non_approver_click_changes_nothing(tmp_path: Path) -> None:
+    async with flow_stack(tmp_path) as stack:
+        stack.slack.add_usergroup("S0SRE", ["U0CAROL"])
+        assert (await stack.post(CART))[0] == 200
+        target = by_command(await proposals(stack), CART_RESOURCES)
+        seen = len(stack.kube.requests)
+
+        assert await click(stack, target, "U0BOB") == 200
+        answer = await _refused(stack, "U0BOB", 0)
+        assert "You may not decide on this medium-risk action" in answer
+        assert "not among U0ALICE, S0SRE" in answer
+        # Rejecting needs the same authority: no modal opens.
+        assert await click(stack, target, "U0BOB", button="remediation_reject") == 200
+        assert "Only an authorized approver" in await _refused(stack, "U0BOB", 1)
+        assert stack.slack.views() == []
+        assert (await record(stack, target.action_id)).state == "pending"
+        assert buttons(message(stack, target))  # still approvable by someone else
+        assert writes(stack.kube.requests[seen:]) == []
+    unauthorized = [
+        r for r in audit_events(stack.settings.data_dir, target.action_id) if r.actor == "U0BOB"
+    ]
+    assert [r.event for r in unauthorized] == ["unauthorized_click", "unauthorized_click"]
+
+
+async def test_two_concurrent_clicks_execute_once(tmp_path: Path) -> None:
+    async with flow_stack(tmp_path) as stack:
+        # Carol is an approver only through the S0SRE user group.
+        stack.slack.add_user("U0CAROL", "carol", "Carol Sre")
+        stack.slack.add_usergroup("S0SRE", ["U0CAROL"])
+        assert (await stack.post(CART))[0] == 200
+        target = by_command(await proposals(stack), CART_RESOURCES)
+
+        statuses = await asyncio.gather(
+            click(stack, target, "U0CAROL"), click(stack, target, "U0CAROL")
+        )
+        assert statuses == [200, 200]
+        done = await wait_state(stack, target.action_id, {"succeeded", "failed", "rolled_back"})
+        assert done.state == "succeeded", done.result
+        await stack.kube.settle()
+        assert len(real_patches(stack.kube.requests)) == 1
+        assert "already" in await _refused(stack, "U0CAROL", 0)
+    events = [r.event for r in audit_events(stack.settings.data_dir, target.action_id)]
+    assert events.count("approval") == 1 and events.count("executed") == 1
+
+
+async def test_an_expired_action_cannot_be_approved(tmp_path: Path) -> None:
+    short = tmp_path / "expiry.yaml"
+    short.write_text("approval_expiry: 1s\n")
+    async with flow_stack(tmp_path, str(short)) as stack:
+        assert (await stack.post(CART))[0] == 200
+        target = by_command(await proposals(stack), CART_RESOURCES)
+        pending = await record(stack, target.action_id)
+        assert (pending.expires_at - pending.created_at).total_seconds() == 1
+        await wait_for(lambda: datetime.now(UTC) > pending.expires_at, what="expiry")
+        seen = len(stack.kube.requests)
+
+        assert await click(stack, target, "U0ALICE") == 200
+        assert "expired" in await _refused(stack, "U0ALICE", 0)
+        assert (await record(stack, target.action_id)).state == "expired"
+        await stack.wait(lambda: "Expired without a decision" in text_of(message(stack, target)))
+        assert buttons(message(stack, target)) == []
+        assert writes(stack.kube.requests[seen:]) == []
+    events = [r.event for r in audit_events(stack.settings.data_dir, target.action_id)]
+    assert events == ["proposed", "expired"]
+
+
+async def test_resolving_the_incident_cancels_its_actions(tmp_path: Path) -> None:
+    async with flow_stack(tmp_path) as stack:
+        assert (await stack.post(CART))[0] == 200
+        found = await proposals(stack)
+        assert (await stack.post(resolved(CART)))[0] == 200
+        for proposal in found:
+            await wait_state(stack, proposal.action_id, {"cancelled"})
+        target = by_command(found, CART_RESOURCES)
+        await stack.wait(lambda: buttons(message(stack, target)) == [])
+        seen = len(stack.kube.requests)
+
+        assert await click(stack, target, "U0ALICE") == 200
+        assert "already cancelled" in await _refused(stack, "U0ALICE", 0)
+        assert (await record(stack, target.action_id)).state == "cancelled"
+        assert writes(stack.kube.requests[seen:]) == []
+    assert writes(stack.kube.requests) == []
+
+
+async def test_a_tampered_command_is_refused_by_its_hash(tmp_path: Path) -> None:
+    async with flow_stack(tmp_path) as stack:
+        assert (await stack.post(CART))[0] == 200
+        target = by_command(await proposals(stack), CART_RESOURCES)
+        shown = (await record(stack, target.action_id)).short_hash
+        assert stack.runtime is not None
+        store = stack.runtime.store
+        bigger = CART_RESOURCES.replace("512Mi", "64Gi")
+        params = {"container": "cart", "limits": {"memory": "64Gi"}, "requests": {}}
+
+        def tamper() -> None:
+            with store.transaction():
+                store.conn.execute(
+                    "UPDATE actions SET kubectl = ?, params = ? WHERE id = ?",
+                    (bigger, json.dumps(params), target.action_id),
+                )
+
+        await store.call(tamper)
+        seen = len(stack.kube.requests)
+        assert await click(stack, target, "U0ALICE") == 200
+        answer = await _refused(stack, "U0ALICE", 0)
+        assert "The command changed since this message was shown" in answer and shown in answer
+        assert (await record(stack, target.action_id)).state == "pending"
+        assert writes(stack.kube.requests[seen:]) == []
+        assert limits(stack)["memory"] == "256Mi"
+
+
+async def test_a_policy_denied_action_has_no_buttons_and_refuses_forged_clicks(
+    tmp_path: Path,
+) -> None:
+    # allowed_commands is replaced as a whole by a later layer: set resources is off the list.
+    narrow = tmp_path / "narrow.yaml"
+    narrow.write_text("allowed_commands: [kubectl rollout undo, kubectl rollout restart]\n")
+    async with flow_stack(tmp_path, str(narrow)) as stack:
+        assert (await stack.post(CART))[0] == 200
+        found = await proposals(stack)
+        denied, allowed = by_command(found, CART_RESOURCES), by_command(found, CART_UNDO)
+        assert (await record(stack, denied.action_id)).state == "needs_review"
+        assert "Needs Review" in text_of(message(stack, denied))
+        assert buttons(message(stack, denied)) == []
+        assert len(buttons(message(stack, allowed))) == 2
+        seen = len(stack.kube.requests)
+
+        assert await click(stack, denied, "U0ALICE", value=denied.action_id) == 200
+        assert "needs review" in await _refused(stack, "U0ALICE", 0)
+        assert (await record(stack, denied.action_id)).state == "needs_review"
+        assert writes(stack.kube.requests[seen:]) == []
+
+
+async def test_high_risk_needs_two_distinct_approvers(tmp_path: Path) -> None:
+    high = tmp_path / "high.yaml"
+    high.write_text("risk: {set_resources: high}\n")
+    async with flow_stack(tmp_path, str(high)) as stack:
+        assert (await stack.post(CART))[0] == 200
+        target = by_command(await proposals(stack), CART_RESOURCES)
+        shown = message(stack, target)
+        assert "0 of 2 (distinct people)" in text_of(shown)
+        approve = next(b for b in buttons(shown) if b["action_id"] == "remediation_approve")
+        assert approve["confirm"]["title"]["text"] == "Run this change?"
+
+        assert await click(stack, target, "U0ALICE") == 200
+        await stack.wait(lambda: "approved by <@U0ALICE>" in text_of(message(stack, target)))
+        assert buttons(message(stack, target))  # still waiting for a second person
+        assert await click(stack, target, "U0ALICE") == 200
+        assert "You already approved this (1 of 2)" in await _refused(stack, "U0ALICE", 0)
+        assert (await record(stack, target.action_id)).state == "pending"
+        assert writes(stack.kube.requests) == []
+
+        assert await click(stack, target, "U0BOB") == 200
+        done = await wait_state(stack, target.action_id, {"succeeded", "failed", "rolled_back"})
+        assert done.state == "succeeded", done.result
+        assert done.approvals == ("U0ALICE", "U0BOB")
+        assert len(real_patches(stack.kube.requests)) == 1
+    approvals = [
+        r.actor
+        for r in audit_events(stack.settings.data_dir, target.action_id)
+        if r.event == "approval"
+    ]
+    assert approvals == ["U0ALICE", "U0BOB"]
+
+
+async def test_reject_asks_for_a_reason_in_a_modal(tmp_path: Path) -> None:
+    async with flow_stack(tmp_path) as stack:
+        assert (await stack.post(CART))[0] == 200
+        target = by_command(await proposals(stack), CART_UNDO)
+        trigger = "4242.1.deadbeef"
+        assert (
+            await click(stack, target, "U0ALICE", button="remediation_reject", trigger_id=trigger)
+            == 200
+        )
+        await wait_for(lambda: len(stack.slack.views()) == 1, what="the modal")
+        opened = stack.slack.calls_to("views.open")
+        assert opened[-1].params["trigger_id"] == trigger
+        view = stack.slack.views()[0]
+        assert view["callback_id"] == "remediation_reject_modal"
+        assert view["private_metadata"] == f"{target.action_id}|{target.channel}"
+
+        empty = _reason(view, "  ")
+        status, text = await post_interaction(stack, _submission("U0ALICE", view, empty))
+        assert status == 200
+        answer = json.loads(text)
+        assert answer["response_action"] == "errors" and "reason" in answer["errors"]
+        assert (await record(stack, target.action_id)).state == "pending"
+
+        why = "revision 6 had the same leak; raise the limit instead"
+        status, _ = await post_interaction(stack, _submission("U0ALICE", view, _reason(view, why)))
+        assert status == 200
+        done = await wait_state(stack, target.action_id, {"rejected"})
+        assert done.reason == why and done.decided_by == "U0ALICE"
+        await stack.wait(lambda: "Rejected by <@U0ALICE>" in text_of(message(stack, target)))
+        final = text_of(message(stack, target))
+        assert why in final and buttons(message(stack, target)) == []
+        assert writes(stack.kube.requests) == []
+    rejected = [
+        r for r in audit_events(stack.settings.data_dir, target.action_id) if r.event == "rejected"
+    ]
+    assert len(rejected) == 1 and rejected[0].details["reason"] == why
+
+
+def _reason(view: dict[str, Any], text: str) -> dict[str, dict[str, Any]]:
+    """``state.values`` with ``text`` typed into the modal's reason input."""
+    assert view["blocks"][-1]["block_id"] == "reason"
+    return {"reason": {"reason_input": {"type": "plain_text_input", "value": text}}}
+
+
+def _submission(user_id: str, view: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    return view_submission_payload(user_id=user_id, view=view, values=values)
+
+
+async def test_the_policy_in_force_at_the_click_decides(tmp_path: Path) -> None:
+    async with flow_stack(tmp_path) as stack:
+        assert (await stack.post(CART))[0] == 200
+        target = by_command(await proposals(stack), CART_RESOURCES)
+        # A restart brings a change freeze on shop: the action proposed before it stays
+        # pending, but approving it now is refused.
+        freeze = tmp_path / "freeze.yaml"
+        freeze.write_text(
+            "freeze:\n  - name: peak\n    start: '2020-01-01T00:00:00Z'\n"
+            "    end: '2100-01-01T00:00:00Z'\n    namespaces: [shop]\n    reason: peak traffic\n"
+        )
+        await stack.stop_bot()
+        await stack.start_bot(policy_files=(*stack.settings.policy_files, str(freeze)))
+        seen = len(stack.kube.requests)
+
+        assert await click(stack, target, "U0ALICE") == 200
+        answer = await _refused(stack, "U0ALICE", 0)
+        assert "The policy now says needs review" in answer and "peak" in answer
+        assert (await record(stack, target.action_id)).state == "pending"
+        assert writes(stack.kube.requests[seen:]) == []
