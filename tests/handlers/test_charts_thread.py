@@ -26,4 +26,6 @@ async def test_oom_thread_gets_charts_after_the_rca(tmp_path: Path) -> None:
             rca_at = next(i for i, m in enumerate(thread) if "Root cause" in message_text(m))
             chart_at = next(i for i, m in enumerate(thread) if m.get("files"))
             assert rca_at < chart_at  # the charts never hold up the RCA reply
-            assert any("container_memory_working_set_bytes" in f["query"] for f in prometheus.forms)
+            assert any(
+                "container_memory_working_set_bytes" in f.get("query", "") for f in prometheus.forms
+            )
