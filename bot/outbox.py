@@ -97,8 +97,11 @@ class SlackOutbox:
                 self._wake.clear()
                 for channel in await self._store.call(self._store.outbox_channels):
                     self._lane_event(channel).set()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # lands as the event fires (CPython gh-86296), and shutdown would hang.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 5.0)
+                    async with asyncio.timeout(5.0):
+                        await self._wake.wait()
         finally:
             for task, _ in self._lanes.values():
                 task.cancel()

@@ -82,8 +82,10 @@ class Pipeline:
                 self._inbox.arrived.clear()
                 drained = await self.drain()
                 if not drained:
+                    # asyncio.timeout, not wait_for (see SlackOutbox.run: gh-86296).
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._inbox.arrived.wait(), 2.0)
+                        async with asyncio.timeout(2.0):
+                            await self._inbox.arrived.wait()
         finally:
             for task in list(self._tasks):
                 task.cancel()

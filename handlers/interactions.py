@@ -40,18 +40,22 @@ def register(bolt: AsyncApp, runtime: Runtime) -> None:
         remediation = runtime.remediation
         if remediation is None or not action_id:
             return
+        record = await remediation.book.get(action_id)
+        if record is None or record.state not in ("pending", "needs_review", "approved"):
+            state = record.state.replace("_", " ") if record is not None else "unknown"
+            await _ephemeral(client, channel, user_id, f"This action is {state}.")
+            return
+        # Open the modal first: the trigger expires 3 s after the click, and the approver
+        # check may need Slack's user-group API. A refusal then replaces the modal.
+        view = views.reject_modal(action_id, record.kubectl)
+        view["private_metadata"] = f"{action_id}|{channel}"  # where to answer a late refusal
+        opened = await client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=view)
         refusal = await remediation.check_reject(action_id, user_id)
         if refusal:
-            if channel:
-                await _ephemeral(client, channel, user_id, refusal)
-            return
-        record = await remediation.book.get(action_id)
-        kubectl = record.kubectl if record is not None else action_id
-        trigger = str(body.get("trigger_id") or "")
-        view = views.reject_modal(action_id, kubectl)
-        # The modal remembers where to answer a late refusal.
-        view["private_metadata"] = f"{action_id}|{channel}"
-        await client.views_open(trigger_id=trigger, view=view)
+            view_id = str((opened.get("view") or {}).get("id") or "")
+            if view_id:
+                await client.views_update(view_id=view_id, view=views.notice_modal(refusal))
+            await _ephemeral(client, channel, user_id, refusal)
 
     async def reject_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         view = body.get("view") or {}

@@ -274,6 +274,18 @@ class SlackSandbox(LoopbackServer, _Workspace, _ViewMethods):
         """IDs of every conversation the sandbox knows, in first-use order."""
         return list(self._channels)
 
+    def channel_name(self, channel_id: str) -> str:
+        """The name of a conversation :meth:`channels` lists.
+
+        Raises:
+            KeyError: the sandbox does not know ``channel_id``.
+        """
+        return self._channels[channel_id].name
+
+    def users(self) -> list[SlackUser]:
+        """Every member registered with :meth:`add_user`, in registration order."""
+        return list(self._users.values())
+
     def channel_messages(self, channel: str) -> list[JSONDict]:
         """Top-level messages (and broadcast replies) in post order, as currently edited."""
         chan = self._channels.get(self.resolve_channel(channel))

@@ -50,6 +50,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "chat_postEphemeral": {"chat:write"},
     "views_open": set(),  # modals need no scope, only a trigger from an interaction
     "views_publish": set(),
+    "views_update": set(),
     "usergroups_list": {"usergroups:read"},  # approvers named by @handle
     "usergroups_users_list": {"usergroups:read"},
     "files_upload_v2": {"files:write"},  # metric charts

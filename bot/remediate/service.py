@@ -6,9 +6,11 @@ compare-and-set), the audit log, the executor and the Slack thread together:
 * :meth:`propose` stores each suggested action with the policy's judgement (denied ones as
   Needs Review), asks the second opinion, and queues one thread message per action;
 * :meth:`approve_click` / :meth:`reject` are what the buttons do, with every check made
-  here from the stored action — never from the click payload;
-* an approved action runs once (the book's ``start_execution`` CAS), its steps are audited,
-  and its message is edited to the outcome with a result reply in the thread;
+  here from the stored action — never from the click payload — and the action judged again
+  by the policy in force at the click (a freeze that began since the proposal holds it);
+* an approved action runs once (the book's ``start_execution`` CAS), only while its stored
+  row still matches the hash the approvers saw and the policy still allows it; its steps
+  are audited, and its message is edited to the outcome with a result reply in the thread;
 * :meth:`run` expires undecided actions, cancels those of resolved incidents and, at start,
   settles what a crashed process left (an action caught mid-execution is marked failed,
   never run twice; an approved one not yet started runs once).
@@ -322,12 +324,20 @@ class Remediation:
 
     async def run(self) -> None:
         """Settle a crashed process's leftovers, then expire/cancel periodically."""
-        for record in await self.book.recover(self._clock()):
+        approved = await self.store.call(self._approved_ids)
+        recovered = await self.book.recover(self._clock())
+        for record in recovered:
             if record.state == "approved":
                 self._spawn(self._execute(record.id, actor="recovery"))
             else:
                 await self.refresh(record)
                 await self.store.call(self._queue_result, record, record.result or {})
+        # recover() also expires approvals that outlived their deadline while the bot was
+        # down; their messages still say "executing shortly" until edited.
+        for action_id in sorted(set(approved) - {r.id for r in recovered}):
+            stale = await self.book.get(action_id)
+            if stale is not None and stale.state == "expired":
+                await self.refresh(stale)
         try:
             while True:
                 await self.sweep()
@@ -420,6 +430,10 @@ class Remediation:
                 payload,
                 time.time(),
             )
+
+    def _approved_ids(self) -> list[str]:
+        rows = self.store.conn.execute("SELECT id FROM actions WHERE state = 'approved'")
+        return [str(r[0]) for r in rows.fetchall()]
 
     def _resolved_with_live_actions(self) -> list[str]:
         rows = self.store.conn.execute(

@@ -9,6 +9,7 @@ who decided, when and why, then to the execution's outcome.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ REJECT = "remediation_reject"
 REJECT_MODAL = "remediation_reject_modal"
 REASON_BLOCK = "reason"
 REASON_INPUT = "reason_input"
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 RISK_BADGE = {"low": ":large_green_circle: low", "medium": ":large_orange_circle: medium"}
 RISK_BADGE["high"] = ":red_circle: high"
@@ -133,12 +135,20 @@ def _state_text(record: Any, approvals: Sequence[str]) -> str:
         if expires:
             line += f" · expires {_hhmm(expires)}"
     elif decided_by:
-        who = ", ".join(f"<@{u}>" for u in approvals) if approvals else f"<@{decided_by}>"
+        who = ", ".join(_mention(u) for u in approvals) if approvals else _mention(decided_by)
         verb = "Rejected" if state == "rejected" else "Decided"
         line += f"\n{verb} by {who}" + (f" at {_hhmm(decided_at)}" if decided_at else "")
     if reason:
         line += f"\n_{escape(str(reason))[:500]}_"
     return clip(line, 2900)
+
+
+def _mention(who: Any) -> str:
+    """A Slack mention for a user ID; anything else (``policy`` for auto-execution) as text."""
+    text = str(who)
+    if _USER_ID.match(text):
+        return f"<@{text}>"
+    return "the policy (auto-execute)" if text == "policy" else escape(text)
 
 
 def _hhmm(value: Any) -> str:
@@ -233,6 +243,17 @@ def reject_modal(action_id: str, kubectl: str) -> dict[str, Any]:
                 ),
             ),
         ],
+    )
+    return view.to_dict()
+
+
+def notice_modal(text: str) -> dict[str, Any]:
+    """A modal that only says something (e.g. why the clicker may not reject)."""
+    view = View(
+        type="modal",
+        title=PlainTextObject(text="Reject remediation"),
+        close=PlainTextObject(text="Close"),
+        blocks=[SectionBlock(text=MarkdownTextObject(text=clip(escape(text), 2900)))],
     )
     return view.to_dict()
 

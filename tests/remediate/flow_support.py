@@ -14,19 +14,21 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
-from contextlib import closing
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 
-from bot.remediate.approvals import ActionRecord
-from bot.remediate.audit import AuditRecord, records
+from bot.remediate.approvals import ActionBook, ActionRecord
+from bot.remediate.audit import AuditRecord, records, verify_chain
+from bot.store import Store
 from sandbox.slack import sign_request
-from tests.stack import SECRET, Stack, message_text
+from tests.stack import SECRET, Stack, message_text, running_stack
 
 ROOT = Path(__file__).parents[2]
 FLOW_POLICY = Path(__file__).with_name("policy_flow.yaml")
@@ -119,10 +121,53 @@ def view_submission_payload(
 async def post_interaction(stack: Stack, payload: dict[str, Any]) -> tuple[int, str]:
     """POST a signed ``payload=<json>`` form body to ``/slack/events``."""
     body = urlencode({"payload": json.dumps(payload)})
-    headers = {"Content-Type": "application/x-www-form-urlencoded", **sign_request(body, SECRET)}
+    return await post_form(stack, body, sign_request(body, SECRET))
+
+
+async def post_form(stack: Stack, body: str, headers: dict[str, str]) -> tuple[int, str]:
+    """POST a form body to ``/slack/events`` with exactly these signature ``headers``."""
+    sent = {"Content-Type": "application/x-www-form-urlencoded", **headers}
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{stack.url}/slack/events", data=body, headers=headers) as r:
+        async with session.post(f"{stack.url}/slack/events", data=body, headers=sent) as r:
             return r.status, await r.text()
+
+
+def reject_submission(user_id: str, view: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The ``view_submission`` of the reject modal with ``reason`` typed in."""
+    assert view["blocks"][-1]["block_id"] == "reason"
+    values = {"reason": {"reason_input": {"type": "plain_text_input", "value": reason}}}
+    return view_submission_payload(user_id=user_id, view=view, values=values)
+
+
+@asynccontextmanager
+async def flow_stack(tmp_path: Path, *layers: str, **overrides: Any) -> AsyncIterator[Stack]:
+    """A running bot that may execute, with the flow policy (and ``layers``) on the default."""
+    async with running_stack(tmp_path, start=False) as stack:
+        settings: dict[str, Any] = {
+            "remediation_mode": "url",
+            "remediation_url": stack.kube.base_url,
+            "verify_timeout": 3.0,
+            "second_opinion": False,
+            "policy_files": ("default", str(FLOW_POLICY), *layers),
+        }
+        await stack.start_bot(**(settings | overrides))
+        try:
+            yield stack
+        finally:
+            await stop_bot(stack)
+
+
+def deployment(stack: Stack) -> dict[str, Any]:
+    """The cart Deployment as the sandbox holds it now."""
+    found = stack.kube.get_object("Deployment", "shop", "cart")
+    assert found is not None
+    return found
+
+
+def limits(stack: Stack) -> dict[str, Any]:
+    """The cart container's resource limits now."""
+    container = deployment(stack)["spec"]["template"]["spec"]["containers"][0]
+    return dict(container["resources"]["limits"])
 
 
 @dataclass(frozen=True)
@@ -133,6 +178,23 @@ class Proposal:
     kubectl: str
     channel: str
     ts: str
+
+
+async def stop_bot(stack: Stack) -> None:
+    """Stop the in-process bot, first ending its background tasks for sure.
+
+    ``SlackOutbox.run`` and ``Pipeline.run`` wait with ``asyncio.wait_for(event.wait(), …)``;
+    on Python 3.11 a ``cancel()`` that lands as the event fires is swallowed by ``wait_for``
+    (CPython gh-86296), the loop goes on and ``Runtime.stop`` awaits it forever. Cancelling
+    until done sidesteps that here; the bot's own shutdown still needs the fix (see report).
+    """
+    runtime = stack.runtime
+    if runtime is not None:
+        for task in list(runtime._tasks):
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.5)
+    await stack.stop_bot()
 
 
 def thread_of(stack: Stack) -> list[dict[str, Any]]:
@@ -270,6 +332,12 @@ def ephemerals_for(stack: Stack, user_id: str) -> list[str]:
     return [m.get("text", "") for m in stack.slack.ephemeral_messages() if m["user"] == user_id]
 
 
+async def refused(stack: Stack, user_id: str, seen_ephemerals: int) -> str:
+    """Wait for the ephemeral answer to a refused click; return its text."""
+    await wait_for(lambda: len(ephemerals_for(stack, user_id)) > seen_ephemerals, what="answer")
+    return ephemerals_for(stack, user_id)[-1]
+
+
 def writes(requests: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     """The non-reading requests (anything but GET) of a sandbox request log."""
     return [(method, path) for method, path in requests if method != "GET"]
@@ -284,6 +352,58 @@ def audit_events(data_dir: Path, action_id: str | None = None) -> list[AuditReco
     """The audit records (of one action), read from the database file read-only."""
     with closing(_read_only(data_dir)) as conn:
         return records(conn, action_id=action_id)
+
+
+def assert_audit_intact(data_dir: Path) -> None:
+    """The audit log's hash chain verifies."""
+    with closing(_read_only(data_dir)) as conn:
+        report = verify_chain(conn)
+    assert report.ok, report.problem
+
+
+async def approve_offline(
+    data_dir: Path, *action_ids: str, user_id: str = "U0ALICE", now: datetime | None = None
+) -> None:
+    """Commit an authorized approval straight into the database, as a click would have."""
+    store = Store.open(data_dir / "incident-bot.db")
+    try:
+        book = ActionBook(store)
+        for action_id in action_ids:
+            stored = await book.get(action_id)
+            assert stored is not None
+            decision = await book.approve(
+                action_id,
+                user_id,
+                now=now or datetime.now(UTC),
+                incident_open=True,
+                command_hash=stored.command_hash,
+                authorized=True,
+            )
+            assert decision.outcome == "approved", decision.message
+    finally:
+        store.close()
+
+
+async def tamper_offline(data_dir: Path, action_id: str, old: str, new: str, **params: Any) -> None:
+    """Change a stored action behind the bot's back: ``old`` → ``new`` in its kubectl, and
+    ``params`` merged into its parameters (what someone with write access could do)."""
+    store = Store.open(data_dir / "incident-bot.db")
+    try:
+
+        def run() -> None:
+            with store.transaction():
+                row = store.conn.execute(
+                    "SELECT kubectl, params FROM actions WHERE id = ?", (action_id,)
+                ).fetchone()
+                changed = {**json.loads(row[1]), **params}
+                store.conn.execute(
+                    "UPDATE actions SET kubectl = ?, params = ? WHERE id = ?",
+                    (row[0].replace(old, new), json.dumps(changed), action_id),
+                )
+
+        await store.call(run)
+    finally:
+        store.close()
 
 
 def text_of(msg: dict[str, Any]) -> str:
