@@ -40,6 +40,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The kube-state-metrics label that names each kind (how alerts would name it).
+OBJECT_LABELS = {
+    "Pod": "pod",
+    "Deployment": "deployment",
+    "StatefulSet": "statefulset",
+    "DaemonSet": "daemonset",
+    "Job": "job_name",
+    "CronJob": "cronjob",
+    "HorizontalPodAutoscaler": "horizontalpodautoscaler",
+    "PersistentVolumeClaim": "persistentvolumeclaim",
+    "Node": "node",
+    "Service": "service",
+    "ResourceQuota": "resourcequota",
+}
+
 
 @dataclass
 class Investigation:
@@ -293,27 +308,11 @@ async def investigate_object(namespace: str, object_ref: str, settings: Settings
             f"got {object_ref!r}"
         )
     labels = {"alertname": "ManualInvestigation", "namespace": namespace, "severity": "none"}
-    label = _OBJECT_LABELS.get(kind)
+    label = OBJECT_LABELS.get(kind)
     if label:
         labels[label] = name
     target = ObjectRef(kind, name, "" if kind == "Node" else namespace)
     return await _live(settings, labels, {}, now=datetime.now(UTC), target=target)
-
-
-# The kube-state-metrics label that names each kind (how alerts would name it).
-_OBJECT_LABELS = {
-    "Pod": "pod",
-    "Deployment": "deployment",
-    "StatefulSet": "statefulset",
-    "DaemonSet": "daemonset",
-    "Job": "job_name",
-    "CronJob": "cronjob",
-    "HorizontalPodAutoscaler": "horizontalpodautoscaler",
-    "PersistentVolumeClaim": "persistentvolumeclaim",
-    "Node": "node",
-    "Service": "service",
-    "ResourceQuota": "resourcequota",
-}
 
 
 async def _live(

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from bot.config import Settings
 from bot.errors import ConfigError, KubeError, ReadOnlyViolation
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -100,18 +103,48 @@ def make_api_client(settings: Settings) -> ReadOnlyApiClient | None:
     return ReadOnlyApiClient(configuration)
 
 
-class KubeReader:
-    """Async, read-only, time-boxed access to the Kubernetes API."""
+class ThreadedApi:
+    """An ``ApiClient`` whose blocking calls run in a small thread pool, each time-boxed.
 
-    def __init__(self, api_client: ReadOnlyApiClient, *, timeout: float = 5.0) -> None:
+    The base of :class:`KubeReader` and :class:`bot.remediate.kube_write.KubeWriter`.
+
+    Args:
+        api_client: The client the calls use.
+        timeout: Seconds allowed per request (callers pass it as ``_request_timeout``; the
+            wait outside the thread gives up half a second later).
+        workers: Size of the thread pool.
+        thread_name: Prefix of its threads' names.
+    """
+
+    def __init__(
+        self, api_client: k8s.ApiClient, *, timeout: float, workers: int, thread_name: str
+    ) -> None:
         self._api = api_client
         self._timeout = timeout
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kube")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name)
 
     def close(self) -> None:
         """Release the thread pool and connections."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._api.close()  # type: ignore[no-untyped-call]
+
+    async def _in_thread(self, path: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the pool; KubeError naming ``path`` when it outlasts the timeout."""
+        loop = asyncio.get_running_loop()
+        call = loop.run_in_executor(self._pool, fn, *args)
+        try:
+            return await asyncio.wait_for(call, self._timeout + 0.5)
+        except TimeoutError:
+            raise KubeError(path, f"timed out after {self._timeout:g}s") from None
+
+
+class KubeReader(ThreadedApi):
+    """Async, read-only, time-boxed access to the Kubernetes API."""
+
+    _api: ReadOnlyApiClient
+
+    def __init__(self, api_client: ReadOnlyApiClient, *, timeout: float = 5.0) -> None:
+        super().__init__(api_client, timeout=timeout, workers=8, thread_name="kube")
 
     async def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         """One object as a dict, or None when it does not exist."""
@@ -168,22 +201,10 @@ class KubeReader:
         return data.decode("utf-8", "replace")
 
     async def _json(self, path: str, query: list[tuple[str, str]]) -> dict[str, Any]:
-        data = await self._raw(path, query, accept="application/json")
-        try:
-            body = json.loads(data)
-        except ValueError as exc:
-            raise KubeError(path, f"invalid JSON from API server: {exc}") from None
-        if not isinstance(body, dict):
-            raise KubeError(path, "API server answered something other than an object")
-        return body
+        return json_object(path, await self._raw(path, query, accept="application/json"))
 
     async def _raw(self, path: str, query: list[tuple[str, str]], *, accept: str) -> bytes:
-        loop = asyncio.get_running_loop()
-        call = loop.run_in_executor(self._pool, self._get_blocking, path, query, accept)
-        try:
-            return await asyncio.wait_for(call, self._timeout + 0.5)
-        except TimeoutError:
-            raise KubeError(path, f"timed out after {self._timeout:g}s") from None
+        return await self._in_thread(path, self._get_blocking, path, query, accept)
 
     def _get_blocking(self, path: str, query: list[tuple[str, str]], accept: str) -> bytes:
         method, url, headers, _, _ = self._api.param_serialize(
@@ -205,6 +226,21 @@ class KubeReader:
         if not 200 <= resp.status < 300:
             raise KubeError(path, _status_message(resp.status, data), status=resp.status)
         return bytes(data)
+
+
+def json_object(path: str, data: bytes | str) -> dict[str, Any]:
+    """An API answer parsed as a JSON object.
+
+    Raises:
+        KubeError: naming ``path``, when the answer is not JSON or not an object.
+    """
+    try:
+        body = json.loads(data)
+    except ValueError as exc:
+        raise KubeError(path, f"invalid JSON from API server: {exc}") from None
+    if not isinstance(body, dict):
+        raise KubeError(path, "API server answered something other than an object")
+    return body
 
 
 def _resource(kind: str) -> Resource:

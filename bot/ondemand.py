@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot import messages
-from bot.investigate import _OBJECT_LABELS as OBJECT_LABELS
-from bot.investigate import Investigation, Investigator
+from bot.investigate import OBJECT_LABELS, Investigation, Investigator
 from bot.kube import RESOURCES
 from bot.overview import ONDEMAND_ALERTNAME, search_incidents, thread_refs, words
 from bot.remediate.approvals import ActionRecord
@@ -300,11 +299,7 @@ class OnDemand:
             kind = "parent"
             if request.thread_ts is not None:
                 # The mention is the thread's parent: every message goes under it.
-                store.conn.execute(
-                    "INSERT OR REPLACE INTO slack_threads (incident_id, channel, ts) "
-                    "VALUES (?, ?, ?)",
-                    (incident_id, request.channel, request.thread_ts),
-                )
+                store.record_thread(incident_id, request.channel, request.thread_ts)
                 kind = "reply"
             store.enqueue(incident_id, request.channel, kind, payload, time.time())
         return incident_id

@@ -14,23 +14,14 @@ implement the same methods.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import sqlite_utils
-
-from bot.errors import StoreError
-
-T = TypeVar("T")
+from bot.sqlite import ThreadedSQLite, connect_memory, open_wal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -128,13 +119,15 @@ class OutboxItem:
     created_at: float
 
 
-class Store:
-    """The bot's SQLite database. Use :meth:`open` (file) or :meth:`memory` (tests)."""
+class Store(ThreadedSQLite):
+    """The bot's SQLite database. Use :meth:`open` (file) or :meth:`memory` (tests).
+
+    :meth:`call`, :meth:`close` and :meth:`transaction` come from
+    :class:`bot.sqlite.ThreadedSQLite`.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.db = sqlite_utils.Database(conn)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        super().__init__(conn, thread_name="store")
         self.conn.executescript(SCHEMA)
         self._migrate()
 
@@ -151,41 +144,12 @@ class Store:
         Raises:
             StoreError: when the file cannot be created or opened.
         """
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            return cls(conn)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open {path}: {exc}") from exc
+        return open_wal(path, cls)
 
     @classmethod
     def memory(cls) -> Store:
         """An in-memory store for tests."""
-        return cls(sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None))
-
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(*args, **kwargs)`` on the store's thread and return its result."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-
-    def close(self) -> None:
-        """Finish queued work and close the connection."""
-        self._executor.shutdown(wait=True)
-        self.conn.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error)."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        return cls(connect_memory())
 
     def writable(self) -> bool:
         """True when a write transaction can be started (for /readyz)."""
@@ -430,13 +394,20 @@ class Store:
         ).fetchone()
         return str(row[0]) if row else None
 
+    def record_thread(self, incident_id: str, channel: str, ts: str) -> None:
+        """Remember ``(channel, ts)`` as the incident's thread parent (replacing any before).
+
+        Joins the caller's transaction when there is one.
+        """
+        self.conn.execute(
+            "INSERT OR REPLACE INTO slack_threads (incident_id, channel, ts) VALUES (?, ?, ?)",
+            (incident_id, channel, ts),
+        )
+
     def record_parent(self, outbox_id: int, incident_id: str, channel: str, ts: str) -> None:
         """Atomically mark a parent post sent and remember its thread."""
         with self.transaction():
-            self.conn.execute(
-                "INSERT OR REPLACE INTO slack_threads (incident_id, channel, ts) VALUES (?, ?, ?)",
-                (incident_id, channel, ts),
-            )
+            self.record_thread(incident_id, channel, ts)
             self.outbox_mark(outbox_id, "sent", ts=ts, now=time.time())
 
     # -- helpers -------------------------------------------------------------------------

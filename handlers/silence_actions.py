@@ -23,7 +23,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -99,23 +99,23 @@ class Click:
 def register(bolt: AsyncApp, runtime: Runtime) -> None:
     """Add the silence button listeners to ``bolt``."""
     actions = SilenceActions(runtime)
+    bolt.action(SILENCE_ACTIONS)(_listener(actions.silence))
+    bolt.action(messages.SILENCE_EXPIRE)(_listener(actions.expire))
 
-    async def silence(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+
+def _listener(
+    handle: Callable[[Click], Awaitable[str | None]],
+) -> Callable[[AsyncAck, dict[str, Any], AsyncWebClient], Awaitable[None]]:
+    """A Bolt listener: acknowledge, ``handle`` the click, show its answer to the clicker."""
+
+    async def listener(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         click = Click.of(body)
-        answer = await actions.silence(click)
+        answer = await handle(click)
         if answer and click.channel:
             await _ephemeral(client, click.channel, click.user_id, answer)
 
-    async def expire(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        click = Click.of(body)
-        answer = await actions.expire(click)
-        if answer and click.channel:
-            await _ephemeral(client, click.channel, click.user_id, answer)
-
-    bolt.action(SILENCE_ACTIONS)(silence)
-    bolt.action(messages.SILENCE_EXPIRE)(expire)
+    return listener
 
 
 class SilenceActions:
@@ -141,6 +141,11 @@ class SilenceActions:
         async with aiohttp.ClientSession() as session:
             yield SilenceClient(url, session, timeout=self.request_timeout)
 
+    async def _clicked(self, click: Click, now: datetime) -> _State | str:
+        """The clicked incident's state, or why this click may not act on it."""
+        state = await self.store.call(_state, self.store, click.incident_id, now)
+        return _checked(state, click)
+
     async def silence(self, click: Click, reason: str = "") -> str | None:
         """Silence the incident for the clicked duration (``reason`` goes into the comment)."""
         if click.action_id != messages.SILENCE_ACTION_PREFIX + click.argument:
@@ -151,11 +156,9 @@ class SilenceActions:
             return str(exc)
         async with self._lock:
             now = datetime.now(UTC)
-            state = await self.store.call(_state, self.store, click.incident_id, now)
-            refusal = _refusal(state, click)
-            if refusal is not None:
-                return refusal
-            assert state is not None
+            state = await self._clicked(click, now)
+            if isinstance(state, str):
+                return state
             if state.incident["status"] != "firing":
                 return "This incident is resolved; there is nothing to silence."
             if state.silence is not None:
@@ -201,11 +204,9 @@ class SilenceActions:
         """Expire the incident's silence named by the button."""
         async with self._lock:
             now = datetime.now(UTC)
-            state = await self.store.call(_state, self.store, click.incident_id, now)
-            refusal = _refusal(state, click)
-            if refusal is not None:
-                return refusal
-            assert state is not None
+            state = await self._clicked(click, now)
+            if isinstance(state, str):
+                return state
             silence = await self.store.call(
                 get_silence, self.store, click.incident_id, click.argument
             )
@@ -254,8 +255,8 @@ def _state(store: Store, incident_id: str, now: datetime) -> _State | None:
     )
 
 
-def _refusal(state: _State | None, click: Click) -> str | None:
-    """Why this click may not act on the incident (``None`` when it may)."""
+def _checked(state: _State | None, click: Click) -> _State | str:
+    """``state`` when this click may act on the incident; else why not, for the clicker."""
     if not click.user_id:
         return "Who clicked is unknown."
     if state is None:
@@ -264,7 +265,7 @@ def _refusal(state: _State | None, click: Click) -> str | None:
         return "This button does not belong to the incident's message."
     if click.message_ts and click.message_ts != state.thread[1]:
         return "This button does not belong to the incident's message."
-    return None
+    return state
 
 
 def _commit(

@@ -25,27 +25,20 @@ store's single worker thread.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import functools
 import hashlib
 import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import sqlite_utils
-
-from bot.errors import StoreError
 from bot.masking import mask
+from bot.sqlite import ThreadedSQLite, connect_memory, open_wal
 from rag.text import IncidentDoc, embed_text
 
-T = TypeVar("T")
 Status = Literal["added", "updated", "unchanged"]
 FEEDBACK_KINDS = ("up", "down", "correction")
 FTS_MAX_TOKENS = 64
@@ -127,14 +120,16 @@ class PutResult:
     model_id: str | None
 
 
-class DocStore:
-    """The documents database. Use :meth:`open` (file) or :meth:`memory` (tests)."""
+class DocStore(ThreadedSQLite):
+    """The documents database. Use :meth:`open` (file) or :meth:`memory` (tests).
+
+    :meth:`call`, :meth:`close` and :meth:`transaction` come from
+    :class:`bot.sqlite.ThreadedSQLite`.
+    """
 
     def __init__(self, conn: sqlite3.Connection, *, clock: Callable[[], float] = time.time):
-        self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        super().__init__(conn, thread_name="docstore")
         self._clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docstore")
         self.conn.executescript(SCHEMA)
 
     @classmethod
@@ -144,41 +139,12 @@ class DocStore:
         Raises:
             StoreError: when the file cannot be created or opened.
         """
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            return cls(conn, clock=clock)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open {path}: {exc}") from exc
+        return open_wal(path, lambda conn: cls(conn, clock=clock))
 
     @classmethod
     def memory(cls) -> DocStore:
         """An in-memory store for tests."""
-        return cls(sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None))
-
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(*args, **kwargs)`` on the store's thread and return its result."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-
-    def close(self) -> None:
-        """Finish queued work and close the connection."""
-        self._executor.shutdown(wait=True)
-        self.conn.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error)."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        return cls(connect_memory())
 
     # -- documents -----------------------------------------------------------------------
 

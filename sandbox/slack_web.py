@@ -136,13 +136,13 @@ class SlackWebPage(LoopbackServer):
 
     def context(self) -> RenderContext:
         """Names of members and channels for rendering."""
-        users = {uid: user.name for uid, user in self.slack._users.items()}
+        users = {user.id: user.name for user in self.slack.users()}
         users.update({p.id: p.name for p in self.people.values()})
         return RenderContext(users=users, channels=self.channel_names())
 
     def channel_names(self) -> dict[str, str]:
         """Channel ID → name for every conversation the emulator knows."""
-        return {cid: self.slack._channels[cid].name for cid in self.slack.channels()}
+        return {cid: self.slack.channel_name(cid) for cid in self.slack.channels()}
 
     def visible_channels(self, user: str) -> list[JSONDict]:
         """Channels, plus the user's DM with the bot, each with its message count."""

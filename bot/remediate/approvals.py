@@ -1,44 +1,63 @@
 """Server-side state of proposed remediations: proposal, approvals, execution, expiry.
 
-A Slack button carries only an action ID (``act_…``); everything else — the command, its
-hash, the risk, who may approve, how many approvals it needs and how far it got — lives in
-the ``actions`` and ``approvals`` tables of the bot's SQLite database. Every transition is a
-compare-and-set inside one ``BEGIN IMMEDIATE`` transaction, so two clicks (or two processes
-on the same file) can never both approve or both start an execution, and each transition
-appends its audit record (:mod:`bot.remediate.audit`) in that same transaction.
+:class:`ActionBook` makes every transition of the state machine drawn in
+:mod:`bot.remediate.action_records` (which holds the tables and the records). Every
+transition is a compare-and-set inside one ``BEGIN IMMEDIATE`` transaction, so two clicks
+(or two processes on the same file) can never both approve or both start an execution, and
+each transition appends its audit record (:mod:`bot.remediate.audit`) in that same
+transaction.
 
-States::
-
-    pending ──approvals ≥ required──▶ approved ──start_execution──▶ executing ──finish──▶
-       │  │                              │                                 succeeded
-       │  └─reject──▶ rejected           └─(restart: run once)             rolled_back
-       ├─expiry──▶ expired                                                 failed
-       └─incident resolved──▶ cancelled        executing ──restart──▶ failed  rollback_failed
-    needs_review: denied by policy or vetoed; stored and shown, never executable.
+The record types and helpers are re-exported here, so ``from bot.remediate.approvals import
+ActionRecord`` keeps working.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import secrets
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from bot.errors import IncidentBotError
 from bot.rca.model import Action
-from bot.remediate.audit import append_record, canonical_json, parse_time, rfc3339
-from bot.remediate.audit import ensure_schema as ensure_audit_schema
+from bot.remediate.action_records import (
+    FINAL_STATES,
+    JSON_COLUMNS,
+    LIVE_STATES,
+    SCHEMA,
+    STATES,
+    ActionRecord,
+    Decision,
+    Outcome,
+    ensure_schema,
+    hash_action,
+    new_action_id,
+    record_from_row,
+    short_hash,
+)
+from bot.remediate.audit import append_record, canonical_json, rfc3339
 from bot.remediate.authz import may_approve
 from bot.store import Store
 from policies.engine import LEVELS, Judgement
 
-LIVE_STATES = ("pending", "needs_review", "approved", "executing")
-FINAL_STATES = ("succeeded", "rolled_back", "failed", "rollback_failed")
-STATES = (*LIVE_STATES, *FINAL_STATES, "rejected", "expired", "cancelled")
+__all__ = [
+    "FINAL_STATES",
+    "LIVE_STATES",
+    "RESTART_ERROR",
+    "SCHEMA",
+    "STATES",
+    "ActionBook",
+    "ActionRecord",
+    "ActionStateError",
+    "Decision",
+    "Outcome",
+    "ensure_schema",
+    "hash_action",
+    "new_action_id",
+    "short_hash",
+]
+
 RESTART_ERROR = "bot restarted during execution; state of the change unknown — check the object"
 _FINISH_EVENTS = {
     "succeeded": "executed",
@@ -46,62 +65,7 @@ _FINISH_EVENTS = {
     "failed": "failed",
     "rollback_failed": "failed",
 }
-_TIME_COLUMNS = ("created_at", "expires_at", "decided_at")
 T = TypeVar("T")
-_JSON_COLUMNS = ("params", "reasons", "approvers", "result", "second_opinion", "snapshot")
-
-Outcome = Literal[
-    "approved",  # enough approvals: the caller executes now
-    "recorded",  # k of n approvals recorded
-    "already_approved",  # this user approved before; a different approver is needed
-    "unauthorized",  # the user may not approve this risk level; nothing changed
-    "hash_mismatch",  # the command changed since the message was shown; nothing changed
-    "needs_review",  # denied or vetoed: never approvable
-    "not_pending",  # already decided (approved, rejected, running, done …)
-    "expired",  # too late: marked expired now
-    "cancelled",  # the incident is resolved: marked cancelled now
-    "rejected",  # reject() succeeded
-    "not_found",  # no such action ID
-]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS actions (
-    id TEXT PRIMARY KEY,                 -- act_ + 12 url-safe chars: all a Slack button carries
-    incident_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    target TEXT NOT NULL,
-    kubectl TEXT NOT NULL,
-    params TEXT NOT NULL,                -- JSON
-    rollback TEXT,
-    risk TEXT NOT NULL,                  -- low | medium | high
-    verdict TEXT NOT NULL,               -- allowed | denied | needs_review
-    reasons TEXT NOT NULL,               -- JSON list
-    approvals_required INTEGER NOT NULL,
-    approvers TEXT NOT NULL,             -- JSON list of policy approver entries for the risk
-    command_hash TEXT NOT NULL,          -- sha256 of canonical {kind, target, params, kubectl}
-    state TEXT NOT NULL,
-    proposed_by TEXT NOT NULL,           -- rules | claude | a Slack user ID
-    created_at TEXT NOT NULL,            -- RFC 3339, fixed width (text order = time order)
-    expires_at TEXT NOT NULL,
-    decided_by TEXT,
-    decided_at TEXT,
-    reason TEXT,
-    result TEXT,                         -- JSON
-    channel TEXT,
-    message_ts TEXT,
-    second_opinion TEXT,                 -- JSON
-    snapshot TEXT,                       -- JSON
-    version INTEGER NOT NULL DEFAULT 0   -- bumped by every change (compare-and-set)
-);
-CREATE INDEX IF NOT EXISTS actions_incident ON actions(incident_id, command_hash, state);
-CREATE INDEX IF NOT EXISTS actions_state ON actions(state, expires_at);
-CREATE TABLE IF NOT EXISTS approvals (
-    action_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    at TEXT NOT NULL,
-    PRIMARY KEY (action_id, user_id)     -- distinct approvers
-);
-"""
 
 
 class ActionStateError(IncidentBotError):
@@ -111,94 +75,6 @@ class ActionStateError(IncidentBotError):
         self.action_id = action_id
         self.problem = problem
         super().__init__(f"{action_id}: {problem}")
-
-
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the ``actions``, ``approvals`` and ``audit`` tables when missing."""
-    conn.executescript(SCHEMA)
-    ensure_audit_schema(conn)
-
-
-def hash_action(action: Action) -> str:
-    """sha256 hex of the canonical JSON of ``{kind, target, params, kubectl}``."""
-    body = {
-        "kind": action.kind,
-        "target": action.target,
-        "params": action.params,
-        "kubectl": action.kubectl,
-    }
-    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
-
-
-def short_hash(digest: str) -> str:
-    """The first 10 hex characters, for display next to the command."""
-    return digest[:10]
-
-
-def new_action_id() -> str:
-    """``act_`` + 12 url-safe random characters (72 bits)."""
-    return "act_" + secrets.token_urlsafe(9)
-
-
-@dataclass(frozen=True)
-class ActionRecord:
-    """One proposed action as stored (see the module docstring for the states)."""
-
-    id: str
-    incident_id: str
-    kind: str
-    target: str
-    kubectl: str
-    params: dict[str, Any]
-    rollback: str | None
-    risk: str
-    verdict: str
-    reasons: tuple[str, ...]
-    approvals_required: int
-    approvers: tuple[str, ...]
-    command_hash: str
-    state: str
-    proposed_by: str
-    created_at: datetime
-    expires_at: datetime
-    decided_by: str | None = None
-    decided_at: datetime | None = None
-    reason: str | None = None
-    result: dict[str, Any] | None = None
-    channel: str | None = None
-    message_ts: str | None = None
-    second_opinion: dict[str, Any] | None = None
-    snapshot: Any = None
-    version: int = 0
-    approvals: tuple[str, ...] = ()  # user IDs that approved, in order
-
-    @property
-    def short_hash(self) -> str:
-        """The first 10 hex characters of :attr:`command_hash`."""
-        return short_hash(self.command_hash)
-
-    @property
-    def action(self) -> Action:
-        """The structured action, as the executor takes it."""
-        return Action(self.kind, self.target, self.kubectl, dict(self.params), self.rollback)
-
-    def expired_at(self, now: datetime) -> bool:
-        """True when ``now`` is at or past the approval deadline."""
-        return now >= self.expires_at
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The answer to a click: what happened, the record after it, text for the clicker."""
-
-    outcome: Outcome
-    record: ActionRecord | None
-    message: str
-
-    @property
-    def execute(self) -> bool:
-        """True when the caller should run the action now."""
-        return self.outcome == "approved"
 
 
 class ActionBook:
@@ -654,7 +530,7 @@ class ActionBook:
 
     def _update(self, rec: ActionRecord, **changes: Any) -> ActionRecord:
         """Compare-and-set on ``version``."""
-        values = [json.dumps(v) if k in _JSON_COLUMNS else v for k, v in changes.items()]
+        values = [json.dumps(v) if k in JSON_COLUMNS else v for k, v in changes.items()]
         sets = "".join(f"{k} = ?, " for k in changes)
         cur = self.store.conn.execute(
             f"UPDATE actions SET {sets}version = version + 1 WHERE id = ? AND version = ?",
@@ -688,20 +564,8 @@ class ActionBook:
             [r["id"] for r in rows],
         ):
             approvals.setdefault(action_id, []).append(user_id)
-        return [_record(r, tuple(approvals.get(r["id"], ()))) for r in rows]
+        return [record_from_row(r, tuple(approvals.get(r["id"], ()))) for r in rows]
 
 
 def _summary(rec: ActionRecord) -> dict[str, Any]:
     return {"risk": rec.risk, "state": rec.state, "required": rec.approvals_required}
-
-
-def _record(row: Mapping[str, Any], approvals: tuple[str, ...]) -> ActionRecord:
-    values = dict(row)
-    for name in _JSON_COLUMNS:
-        values[name] = json.loads(row[name]) if row[name] is not None else None
-    for name in _TIME_COLUMNS:
-        values[name] = parse_time(row[name]) if row[name] else None
-    values["params"] = values["params"] or {}
-    values["reasons"] = tuple(values["reasons"] or ())
-    values["approvers"] = tuple(values["approvers"] or ())
-    return ActionRecord(**values, approvals=approvals)

@@ -17,34 +17,50 @@ subresource, a JSON patch of the template back to an older ReplicaSet's for
    workloads, the inverse patch of the one field for nodes, CronJobs and HPAs — and
    verifies the restore. A deleted pod cannot be restored.
 
-Cluster-side failures never raise: they become an :class:`ExecutionResult`.
+``helm_rollback`` takes its own path (:mod:`bot.remediate.helm`). The plan, the steps and
+the result are :mod:`bot.remediate.steps`' types. Cluster-side failures never raise: they
+become an :class:`ExecutionResult`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import json
-import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, NoReturn
+from typing import Any
 
 from bot.collect.k8s_objects import annotation, as_dict, as_list, meta, owned_by, selector_query
-from bot.errors import IncidentBotError, KubeError
+from bot.errors import KubeError
 from bot.rca.model import Action
 from bot.remediate.diff import object_diff
+from bot.remediate.helm import HelmRollback
 from bot.remediate.kube_write import KubeWriter, WriteRequest
+from bot.remediate.steps import (
+    ExecutionResult,
+    OnSnapshot,
+    OnStep,
+    Plan,
+    PlanError,
+    Run,
+    RunStopped,
+    Status,
+)
 from bot.remediate.verify import REVISION, Clock, Sleep, Verifier, field_value
 from bot.targets import ObjectRef
 
-log = logging.getLogger(__name__)
-
-Status = Literal["succeeded", "rolled_back", "rollback_failed", "failed"]
-OnStep = Callable[[str, str], Awaitable[None]]
-OnSnapshot = Callable[[dict[str, Any]], Awaitable[None]]
+# Re-exported: callers import the result types from here.
+__all__ = [
+    "ExecutionResult",
+    "Executor",
+    "OnSnapshot",
+    "OnStep",
+    "Plan",
+    "PlanError",
+    "Status",
+]
 
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -66,51 +82,6 @@ _FIELDS: dict[str, tuple[tuple[str, ...], Any, Any]] = {
     "suspend_cronjob": (("spec", "suspend"), True, False),
     "resume_cronjob": (("spec", "suspend"), False, False),
 }
-
-
-class PlanError(IncidentBotError):
-    """The action cannot be turned into a request for this object (no container `x`…)."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The concrete request(s) for an action against the object as it was read."""
-
-    action: Action
-    ref: ObjectRef
-    current: dict[str, Any]
-    request: WriteRequest | None = None
-    command: tuple[str, ...] = ()  # helm_rollback: helm's arguments (run without a shell)
-    summary: str = ""
-
-
-@dataclass
-class ExecutionResult:
-    """What happened. ``status``: succeeded | rolled_back | rollback_failed | failed."""
-
-    action: Action
-    status: Status = "failed"
-    detail: str = ""
-    dry_run_diff: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    snapshot: dict[str, Any] = field(default_factory=dict)
-    duration_s: float = 0.0
-    steps: list[tuple[str, bool, str]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, for the audit log and the Slack thread."""
-        out = asdict(self)
-        out["steps"] = [list(step) for step in self.steps]
-        return out
-
-
-class _Failed(Exception):
-    """Ends a run early with a status and detail (internal)."""
-
-    def __init__(self, status: Status, detail: str) -> None:
-        super().__init__(detail)
-        self.status: Status = status
-        self.detail = detail
 
 
 class Executor:
@@ -138,10 +109,10 @@ class Executor:
     ) -> None:
         self._writer = writer
         self._timeout = verify_timeout
-        self._helm = helm_binary
         self._clock = clock
         self._now = now
         self.verifier = Verifier(writer, poll_interval=poll_interval, clock=clock, sleep=sleep)
+        self._helm = HelmRollback(helm_binary, writer, self.verifier, timeout=verify_timeout)
 
     # --- planning ----------------------------------------------------------------------------
 
@@ -156,7 +127,7 @@ class Executor:
         """
         ref = ObjectRef.parse(action.target)
         if action.kind == "helm_rollback":
-            return await self._plan_helm(action, ref)
+            return await self._helm.plan(action, ref)
         current = await self._writer.get(ref)
         return await self._build(action, ref, current)
 
@@ -242,17 +213,6 @@ class Executor:
         request = WriteRequest("patch", ref, body, "json")
         return Plan(action, ref, current, request, summary=f"to revision {revision}")
 
-    async def _plan_helm(self, action: Action, ref: ObjectRef) -> Plan:
-        if not self._helm:
-            raise PlanError(
-                "helm_rollback is copy-only: INCIDENT_BOT_HELM_BINARY is not set; "
-                f"run `{action.kubectl}` yourself"
-            )
-        current = await self._writer.get(ref)
-        release, revision = str(action.params["release"]), int(action.params.get("revision") or 0)
-        argv = ("rollback", release, *([str(revision)] if revision else []), "-n", ref.namespace)
-        return Plan(action, ref, current, command=argv, summary=release)
-
     # --- execution ---------------------------------------------------------------------------
 
     async def execute(
@@ -266,7 +226,7 @@ class Executor:
 
         Args:
             action: An approved catalogue action.
-            on_step: Awaited as ``on_step(step, text)`` after each step (progress in Slack).
+            on_step: Awaited as ``on_step(step, ok, text)`` after each step (progress in Slack).
             on_snapshot: Awaited with the snapshot before the apply (persist it there); if it
                 raises, nothing is applied. Awaited again after a 409 re-read.
 
@@ -274,18 +234,18 @@ class Executor:
             ValueError: only for an action kind outside the catalogue.
         """
         result = ExecutionResult(action)
-        run = _Run(result, on_step, self._clock)
+        run = Run(result, on_step, self._clock)
         try:
             if action.kind == "helm_rollback":
-                await self._run_helm(action, run, on_snapshot)
+                await self._helm.execute(action, run, on_snapshot)
             else:
                 await self._run(action, run, on_snapshot)
-        except _Failed as stop:
+        except RunStopped as stop:
             result.status, result.detail = stop.status, stop.detail
         result.duration_s = round(self._clock() - run.start, 3)
         return result
 
-    async def _run(self, action: Action, run: _Run, on_snapshot: OnSnapshot | None) -> None:
+    async def _run(self, action: Action, run: Run, on_snapshot: OnSnapshot | None) -> None:
         result = run.result
         try:
             plan = await self.plan(action)
@@ -312,7 +272,7 @@ class Executor:
         await self._rollback(plan, snapshot, run, f"verify failed: {detail}")
 
     async def _apply(
-        self, action: Action, run: _Run, on_snapshot: OnSnapshot | None
+        self, action: Action, run: Run, on_snapshot: OnSnapshot | None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         ref = ObjectRef.parse(action.target)
         for attempt in (1, 2):
@@ -338,7 +298,7 @@ class Executor:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _after_unknown_apply(
-        self, request: WriteRequest, snapshot: dict[str, Any], run: _Run, exc: KubeError
+        self, request: WriteRequest, snapshot: dict[str, Any], run: Run, exc: KubeError
     ) -> dict[str, Any]:
         """A timeout or 5xx: find out whether the change landed before going on."""
         try:
@@ -367,7 +327,7 @@ class Executor:
         one = _field(plan.action)
         return await self.verifier.field(ref, one.path, one.value, one.default, self._timeout)
 
-    async def _rollback(self, plan: Plan, snapshot: dict[str, Any], run: _Run, why: str) -> None:
+    async def _rollback(self, plan: Plan, snapshot: dict[str, Any], run: Run, why: str) -> None:
         ref = plan.ref
         if plan.action.kind == "delete_pod":
             await run.fail(
@@ -393,8 +353,8 @@ class Executor:
             ok, detail = await self.verifier.field(ref, one.path, old, one.default, self._timeout)
         await run.step("verify-rollback", ok, detail)
         if not ok:
-            raise _Failed("rollback_failed", f"{why}; restore not verified: {detail}")
-        raise _Failed("rolled_back", f"{why}; rolled back: {detail}")
+            raise RunStopped("rollback_failed", f"{why}; restore not verified: {detail}")
+        raise RunStopped("rolled_back", f"{why}; rolled back: {detail}")
 
     async def _restore_workload(self, ref: ObjectRef, snapshot: dict[str, Any]) -> dict[str, Any]:
         """PUT the snapshot's spec, labels and annotations over the current object."""
@@ -416,132 +376,6 @@ class Executor:
                 if exc.status != 409 or attempt == 2:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
-
-    # --- helm --------------------------------------------------------------------------------
-
-    async def _run_helm(self, action: Action, run: _Run, on_snapshot: OnSnapshot | None) -> None:
-        """``helm rollback`` with helm's own credentials (Helm keeps releases in Secrets,
-        which the remediation identity may not read); verified through the writer."""
-        result = run.result
-        try:
-            plan = await self.plan(action)
-            ns, release = plan.ref.namespace, plan.summary
-            history = await self._helm_json(["history", release, "-n", ns, "--max", "1"])
-        except (PlanError, KubeError) as exc:
-            await run.fail("plan", str(exc))
-        revisions = [_int(as_dict(entry).get("revision")) for entry in as_list(history)]
-        if not revisions or max(revisions) < 1:
-            await run.fail("plan", f"helm history lists no revision of release {release}")
-        current = max(revisions)
-        await run.step("plan", True, f"helm {' '.join(plan.command)} (now at revision {current})")
-        try:
-            await self._helm_run([*plan.command, "--dry-run"])
-        except PlanError as exc:
-            await run.fail("dry-run", f"rejected, nothing applied: {exc}")
-        to = action.params.get("revision") or "the previous one"
-        result.dry_run_diff = [f"helm release {release}: revision {current} → {to}"]
-        await run.step("dry-run", True, "helm accepted the rollback")
-        snapshot = {"release": release, "revision": current, "object": plan.current}
-        await run.snapshot(snapshot, on_snapshot, f"release {release} at revision {current}")
-        wait = ["--wait", "--timeout", f"{max(1, int(self._timeout))}s"]
-        try:
-            await self._helm_run([*plan.command, *wait])
-        except PlanError as exc:
-            await run.fail("apply", f"helm failed, the release may be partly changed: {exc}")
-        await run.step("apply", True, f"helm {' '.join(plan.command)}")
-        after = await _quiet_get(self._writer, plan.ref)
-        result.changed = object_diff(plan.current, after) if after else []
-        ok, detail = await self.verifier.workload(plan.ref, self._timeout)
-        await run.step("verify", ok, detail)
-        if ok:
-            result.status, result.detail = "succeeded", detail
-            return
-        why = f"verify failed: {detail}"
-        try:
-            await self._helm_run(["rollback", release, str(current), "-n", ns, *wait])
-        except PlanError as exc:
-            await run.fail("rollback", f"{why}; helm rollback failed: {exc}", "rollback_failed")
-        await run.step("rollback", True, f"release {release} back at revision {current}")
-        ok, restored = await self.verifier.restored(plan.ref, plan.current, self._timeout)
-        await run.step("verify-rollback", ok, restored)
-        if not ok:
-            raise _Failed("rollback_failed", f"{why}; restore not verified: {restored}")
-        raise _Failed("rolled_back", f"{why}; rolled back: {restored}")
-
-    async def _helm_run(self, args: list[str]) -> str:
-        """Run helm with ``args`` (no shell); its stdout, or PlanError with its stderr."""
-        proc = await asyncio.create_subprocess_exec(
-            self._helm,
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), self._timeout + 30)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise PlanError(f"helm {args[0]} timed out") from None
-        if proc.returncode != 0:
-            tail = err.decode(errors="replace").strip()[-300:]
-            raise PlanError(f"helm {args[0]} exited {proc.returncode}: {tail}")
-        return out.decode(errors="replace")
-
-    async def _helm_json(self, args: list[str]) -> Any:
-        text = await self._helm_run([*args, "-o", "json"])
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise PlanError(f"helm {args[0]} did not answer JSON") from None
-
-
-class _Run:
-    """The steps of one execution and the progress callback."""
-
-    def __init__(self, result: ExecutionResult, on_step: OnStep | None, clock: Clock) -> None:
-        self.result = result
-        self._on_step = on_step
-        self.start = clock()
-
-    async def step(self, name: str, ok: bool, text: str) -> None:
-        self.result.steps.append((name, ok, text))
-        if self._on_step is not None:
-            try:
-                await self._on_step(name, text)
-            except Exception:  # progress display must not stop a rollout half-way
-                log.exception("on_step failed for step %s", name)
-
-    async def snapshot(
-        self, snapshot: dict[str, Any], on_snapshot: OnSnapshot | None, text: str
-    ) -> None:
-        """Keep the snapshot and hand it to ``on_snapshot``; if that fails, stop here."""
-        self.result.snapshot = snapshot
-        if on_snapshot is not None:
-            try:
-                await on_snapshot(copy.deepcopy(snapshot))
-            except Exception as exc:
-                log.exception("on_snapshot failed: not applying %s", self.result.action.kubectl)
-                await self.fail("snapshot", f"snapshot not stored, nothing applied: {exc}")
-        await self.step("snapshot", True, text)
-
-    async def fail(self, name: str, text: str, status: Status = "failed") -> NoReturn:
-        await self.step(name, False, text)
-        raise _Failed(status, text)
-
-
-async def _quiet_get(writer: KubeWriter, ref: ObjectRef) -> dict[str, Any] | None:
-    try:
-        return await writer.get(ref)
-    except KubeError:
-        return None
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0
 
 
 def _template(change: dict[str, Any], lock: dict[str, Any]) -> dict[str, Any]:

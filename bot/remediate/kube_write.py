@@ -14,11 +14,9 @@ the kubelet updates the file in place.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +26,7 @@ from kubernetes import config as k8s_config
 
 from bot.config import Settings
 from bot.errors import ConfigError, KubeError
-from bot.kube import RESOURCES, Resource
+from bot.kube import RESOURCES, Resource, ThreadedApi, json_object
 from bot.targets import ObjectRef
 
 PatchType = Literal["strategic", "merge", "json"]
@@ -164,7 +162,7 @@ class WriteRequest:
         return f"{self.patch_type} patch of {on}"
 
 
-class KubeWriter:
+class KubeWriter(ThreadedApi):
     """Async, time-boxed requests as the remediation identity.
 
     Args:
@@ -173,14 +171,7 @@ class KubeWriter:
     """
 
     def __init__(self, api_client: k8s.ApiClient, *, timeout: float = 10.0) -> None:
-        self._api = api_client
-        self._timeout = timeout
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kube-write")
-
-    def close(self) -> None:
-        """Release the thread pool and connections."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._api.close()  # type: ignore[no-untyped-call]
+        super().__init__(api_client, timeout=timeout, workers=4, thread_name="kube-write")
 
     async def get(self, ref: ObjectRef, *, subresource: str | None = None) -> dict[str, Any]:
         """One object (or its subresource).
@@ -278,14 +269,7 @@ class KubeWriter:
             params.append(("fieldManager", FIELD_MANAGER))
         if dry_run:
             params.append(("dryRun", "All"))
-        loop = asyncio.get_running_loop()
-        call = loop.run_in_executor(
-            self._pool, self._blocking, method, path, params, body, content_type
-        )
-        try:
-            return await asyncio.wait_for(call, self._timeout + 0.5)
-        except TimeoutError:
-            raise KubeError(path, f"timed out after {self._timeout:g}s") from None
+        return await self._in_thread(path, self._blocking, method, path, params, body, content_type)
 
     def _blocking(
         self,
@@ -321,13 +305,7 @@ class KubeWriter:
             raise KubeError(path, f"{type(exc).__name__}: {exc}") from None
         if not 200 <= resp.status < 300:
             raise KubeError(path, _status_message(resp.status, data), status=resp.status)
-        try:
-            parsed = json.loads(data)
-        except ValueError as exc:
-            raise KubeError(path, f"invalid JSON from API server: {exc}") from None
-        if not isinstance(parsed, dict):
-            raise KubeError(path, "API server answered something other than an object")
-        return parsed
+        return json_object(path, data)
 
 
 def _precondition_uid(preconditions: Any) -> str | None:

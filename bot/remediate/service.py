@@ -271,18 +271,21 @@ class Remediation:
         async def on_snapshot(snapshot: dict[str, Any]) -> None:
             await self.book.store_snapshot(action_id, snapshot)
 
-        async def on_step(step: str, text: str) -> None:
+        async def on_step(step: str, ok: bool, text: str) -> None:
             event = {"dry-run": "dry_run", "apply": "applied", "verify": "verified"}.get(step)
-            if event is not None:
-                await self.audit.append(
-                    event,
-                    action_id=action_id,
-                    incident_id=record.incident_id,
-                    actor=actor,
-                    command_hash=record.command_hash,
-                    details={"text": text[:4000]},
-                    at=self._clock(),
-                )
+            if event is None:
+                return
+            if not ok:  # a failed step is never audited as if it had succeeded
+                event = "failed"
+            await self.audit.append(
+                event,
+                action_id=action_id,
+                incident_id=record.incident_id,
+                actor=actor,
+                command_hash=record.command_hash,
+                details={"step": step, "ok": ok, "text": text[:4000]},
+                at=self._clock(),
+            )
 
         try:
             result = await self.executor.execute(

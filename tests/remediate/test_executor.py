@@ -201,7 +201,7 @@ class Recorder:
         self.steps: list[tuple[str, str]] = []
         self.snapshots: list[tuple[int, dict[str, Any]]] = []  # (requests seen so far, snapshot)
 
-    async def on_step(self, step: str, text: str) -> None:
+    async def on_step(self, step: str, ok: bool, text: str) -> None:
         self.steps.append((step, text))
 
     async def on_snapshot(self, snapshot: dict[str, Any]) -> None:
@@ -567,7 +567,7 @@ async def test_error_on_apply_with_the_object_unchanged_is_failed(
 async def test_failed_restore_is_rollback_failed(sandbox: KubeSandbox, executor: Executor) -> None:
     sandbox.script_rollout(NS, "Deployment", "cart", outcome="broken", steps=2, step_seconds=0.02)
 
-    async def break_the_restore(step: str, text: str) -> None:
+    async def break_the_restore(step: str, ok: bool, text: str) -> None:
         if step == "verify":
             sandbox.fail_next(1, 503)  # the restore's read of the current object
 

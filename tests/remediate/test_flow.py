@@ -165,9 +165,9 @@ async def test_broken_rollout_is_rolled_back_to_the_snapshot(tmp_path: Path) -> 
         )
         assert stack.slack.calls_to("usergroups.list")  # the handle was looked up
     events = [r.event for r in audit_events(stack.settings.data_dir, target.action_id)]
-    # (The failed verification is audited as "verified" with its failure text: steps.py's
-    # on_step carries no ok flag — reported, not asserted here.)
     assert events[:5] == ["proposed", "approval", "dry_run", "snapshot", "applied"]
+    assert "verified" not in events  # the failed verification is audited as failed
+    assert "failed" in events
     assert events[-1] == "rolled_back" and "executed" not in events
 
 

@@ -273,6 +273,9 @@ async def test_conversations_info(sandbox: SlackSandbox, client: AsyncWebClient)
     assert info["channel"]["is_member"] is True
     posted = await client.chat_postMessage(channel="#incidents", text="x")
     assert posted["channel"] == "C0INCIDENTS"
+    assert sandbox.channel_name("C0INCIDENTS") == "incidents"
+    with pytest.raises(KeyError):
+        sandbox.channel_name("C0NOWHERE")
 
 
 async def test_users_info_and_usergroups(sandbox: SlackSandbox, client: AsyncWebClient) -> None:
@@ -282,6 +285,7 @@ async def test_users_info_and_usergroups(sandbox: SlackSandbox, client: AsyncWeb
     assert user["profile"]["display_name"] == "carol-sre"
     err = await api_error(client.users_info(user="U0NOBODY"))
     assert err.response["error"] == "user_not_found"
+    assert [(u.id, u.name) for u in sandbox.users()][-1] == ("U0CAROL", "carol")
 
     sandbox.add_usergroup("S0ONCALL", ["U0ALICE", "U0BOB"])
     assert (await client.usergroups_users_list(usergroup="S0ONCALL"))["users"] == [
