@@ -40,7 +40,8 @@ COPY sandbox/ sandbox/
 # The constraint keeps the resolver from replacing the CPU torch installed above.
 RUN echo "torch==2.13.0" > /tmp/torch-constraint.txt \
     && pip install --constraint /tmp/torch-constraint.txt . \
-    && python -c "import torch; assert torch.version.cuda is None, torch.__version__"
+    && python -c "import torch; assert torch.version.cuda is None, torch.__version__" \
+    && python -m rag.onnx_embed export
 
 
 FROM python:3.11-slim-bookworm

@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# The ONNX int8 embedding model, exported once from the shipped weights (10–25 s), so the
+	# bot never imports torch at run time.
+	$(PY) -m rag.onnx_embed export
 	touch $(STAMP)
 
 demo: $(STAMP)

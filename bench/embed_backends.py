@@ -475,14 +475,16 @@ def measure(job: Path, out: Path, count: int, rounds: int = 5) -> dict[str, dict
         results[w.backend]["bot_rss_mib"] = w.ask("status")["rss_mib"]
         results[w.backend]["bot_imports_mib"] = w.ready["rss_bot_imports_mib"]
         w.close()
-    for r in results.values():
-        r["p50_ms"] = float(np.percentile(r["ms"], 50))
-        r["p99_ms"] = float(np.percentile(r["ms"], 99))
-        r["batch_per_s"] = float(np.median(r["per_s"]))
+    for numbers in results.values():
+        numbers["p50_ms"] = float(np.percentile(numbers["ms"], 50))
+        numbers["p99_ms"] = float(np.percentile(numbers["ms"], 99))
+        numbers["batch_per_s"] = float(np.median(numbers["per_s"]))
     return results
 
 
-def _retrieval(docs: np.ndarray, queries: np.ndarray, relevant: list[set[int]]) -> tuple:
+def _retrieval(
+    docs: np.ndarray, queries: np.ndarray, relevant: list[set[int]]
+) -> tuple[float, np.ndarray]:
     top = np.argsort(-(queries @ docs.T), axis=1)[:, :5]
     recalls = [
         len(rel & set(row)) / min(5, len(rel))
@@ -570,17 +572,19 @@ def main() -> None:
 
     base = results["torch"]
     print(
-        f"\n{'backend':10} {'load s':>7} {'p50 ms':>7} {'p99 ms':>7} {'speedup':>7} "
-        f"{'texts/s':>8} {'x':>5} {'RSS MiB':>8} {'HWM':>6} {'bot RSS':>8} {'min cos':>8} torch?"
+        f"\n{'backend':15} {'load s':>6} {'p50 ms':>7} {'p99 ms':>7} {'speedup':>7} "
+        f"{'texts/s':>8} {'x':>5} {'RSS MiB':>8} {'HWM':>6} {'bot RSS':>8} "
+        f"{'cos min/mean':>13} torch?"
     )
     for b in BACKENDS:
         r = results[b]
-        cos = float((vectors[b] * vectors["torch"]).sum(axis=1).min())
+        cos = (vectors[b] * vectors["torch"]).sum(axis=1)
         print(
-            f"{b:10} {r['load_s']:7.2f} {r['p50_ms']:7.1f} {r['p99_ms']:7.1f} "
+            f"{b:15} {r['load_s']:6.2f} {r['p50_ms']:7.1f} {r['p99_ms']:7.1f} "
             f"{base['p50_ms'] / r['p50_ms']:6.2f}x {r['batch_per_s']:8.1f} "
             f"{r['batch_per_s'] / base['batch_per_s']:4.1f}x {r['rss_mib']:8d} "
-            f"{r['hwm_mib']:6d} {r.get('bot_rss_mib', '-'):>8} {cos:8.5f} {r['torch_imported']}"
+            f"{r['hwm_mib']:6d} {r.get('bot_rss_mib', '-'):>8} "
+            f"{cos.min():6.4f}/{cos.mean():6.4f} {r['torch_imported']}"
         )
     print(
         f"p50/p99: {len(texts)} one-text calls per backend in 5 interleaved rounds; texts/s: "
@@ -598,10 +602,11 @@ def main() -> None:
                 [len(set(a) & set(t)) / 5 for a, t in zip(top, torch_top, strict=True)]
             )
             parts.append(
-                f"{b} {recall:.3f} (Δ {recall - torch_recall:+.3f}, top-5 overlap {overlap:.3f})"
+                f"  {b:15} {recall:.3f} (Δ {recall - torch_recall:+.3f}), "
+                f"top-5 overlap with torch {overlap:.3f}"
             )
         n_docs, n_queries = len(sets[name][0]), len(sets[name][1])
-        print(f"recall@5 {name} ({n_docs} docs, {n_queries} queries): " + "; ".join(parts))
+        print(f"recall@5, {name} set ({n_docs} docs, {n_queries} queries):", *parts, sep="\n")
 
 
 if __name__ == "__main__":

@@ -76,8 +76,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "Sentence-transformers model directory for incident memory (loaded offline).",
     ),
     "INCIDENT_BOT_EMBED_BACKEND": (
-        "torch",
-        "`torch` or `onnx` (sentence embeddings); `hash` = no model (tests).",
+        "onnx",
+        "`onnx` (int8, exported at install; no torch at run time), `torch`, `hash` (tests).",
     ),
     "INCIDENT_BOT_SIMILAR_TOP": ("5", "Similar past incidents shown per RCA."),
     "INCIDENT_BOT_SIMILAR_MIN_SCORE": ("0.5", "Lowest similarity (0–1) shown."),
@@ -136,7 +136,7 @@ class Settings:
     helm_binary: str = ""
     second_opinion: bool = True
     embed_model: str = ""
-    embed_backend: str = "torch"
+    embed_backend: str = "onnx"
     similar_top: int = 5
     similar_min_score: float = 0.5
     flap_cycles: int = 3
@@ -223,7 +223,7 @@ class Settings:
             second_opinion=_choice(env, "INCIDENT_BOT_SECOND_OPINION", "on", ("on", "off")) == "on",
             embed_model=get("INCIDENT_BOT_EMBED_MODEL"),
             embed_backend=_choice(
-                env, "INCIDENT_BOT_EMBED_BACKEND", "torch", ("torch", "onnx", "hash")
+                env, "INCIDENT_BOT_EMBED_BACKEND", "onnx", ("torch", "onnx", "hash")
             ),
             similar_top=_int(env, "INCIDENT_BOT_SIMILAR_TOP", 5, low=1, high=50),
             similar_min_score=_float(env, "INCIDENT_BOT_SIMILAR_MIN_SCORE", 0.5, low=0.0),

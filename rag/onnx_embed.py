@@ -291,10 +291,12 @@ def _export_in_subprocess(model_dir: Path, out_dir: Path, quantize: bool) -> Pat
     if not quantize:
         command.append("--fp32-only")
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])  # so that ``rag`` imports when not installed
+    # From the directory holding this ``rag`` package, so that ``-m`` finds it and nothing in
+    # the caller's working directory shadows it.
+    root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env.setdefault("HF_HUB_OFFLINE", "1")
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = " | ".join(done.stderr.strip().splitlines()[-3:])
         raise OnnxExportError(f"ONNX export of {model_dir} failed ({done.returncode}): {tail}")
@@ -359,9 +361,10 @@ class OnnxEncoder:
             documents left RSS at 181 MiB with 1024, 236 with 2048, 338 with 4096, at the
             same throughput (matrices of 1024 rows already keep the CPU busy).
         threads: intra-op threads; None for ``os.cpu_count()``.
-        allow_spinning: Let idle intra-op threads busy-wait for work. Off by default: on a
-            2-core machine shared with the event loop and other processes, spinning doubled
-            p50 under load (31 vs 15 ms) while saving ~1 ms when the machine is idle.
+        allow_spinning: Let intra-op threads busy-wait between operators (onnxruntime's own
+            default). Off here: in 5 interleaved runs on 2 shared cores, spinning saved 1-2 ms
+            of p50 at moderate load, but its p99 was worse in all 5 and its p50 1.8x worse at
+            load ~4; a bot shares its cores with the event loop and its neighbours.
         export_in_subprocess: Run a needed export in a child Python (default), so that torch
             (~1 GB) never enters this process; False exports in-process.
         base_id: Overrides the torch backend's id (``rag.embed.model_identity``, name@weights

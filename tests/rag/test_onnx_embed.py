@@ -22,7 +22,6 @@ from rag.onnx_embed import (
     INT8_FILE,
     OnnxEncoder,
     default_model_path,
-    export_onnx,
     find_export,
 )
 
@@ -41,21 +40,36 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled model's files, linked into a directory of its own: an install-time export
+    in the real ``<model_dir>/onnx/`` cannot stand in for the one these tests make."""
+    copy = tmp_path_factory.mktemp("model")
+    for entry in default_model_path().iterdir():
+        if entry.name != "onnx":
+            (copy / entry.name).symlink_to(entry)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory, model: Path) -> Path:
+    """The one export of the session, made the way the bot makes it: on first use, by
+    ``export_onnx`` in a child process (``python -m rag.onnx_embed export``)."""
     out = tmp_path_factory.mktemp("onnx")
-    path = export_onnx(default_model_path(), out, quantize=True)
-    assert path == out / INT8_FILE
+    assert find_export(model, cache_dir=out) is None
+    encoder = OnnxEncoder(model, cache_dir=out)
+    encoder.load()
+    assert encoder.onnx_path == out / INT8_FILE
     return out
 
 
 @pytest.fixture(scope="module")
-def int8(onnx_dir: Path) -> OnnxEncoder:
-    return OnnxEncoder(cache_dir=onnx_dir)
+def int8(model: Path, onnx_dir: Path) -> OnnxEncoder:
+    return OnnxEncoder(model, cache_dir=onnx_dir)
 
 
 @pytest.fixture(scope="module")
-def fp32(onnx_dir: Path) -> OnnxEncoder:
-    return OnnxEncoder(cache_dir=onnx_dir, quantized=False)
+def fp32(model: Path, onnx_dir: Path) -> OnnxEncoder:
+    return OnnxEncoder(model, cache_dir=onnx_dir, quantized=False)
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +102,8 @@ def test_vectors_are_unit_float32_rows(int8: OnnxEncoder) -> None:
     assert (vectors @ vectors.T)[np.triu_indices(len(TEXTS), 1)].max() < 0.9
 
 
-def test_no_texts_gives_empty_matrix_without_loading(onnx_dir: Path) -> None:
-    encoder = OnnxEncoder(cache_dir=onnx_dir)
+def test_no_texts_gives_empty_matrix_without_loading(model: Path, onnx_dir: Path) -> None:
+    encoder = OnnxEncoder(model, cache_dir=onnx_dir)
     empty = encoder.encode([])
     assert empty.shape == (0, 384) and empty.dtype == np.float32
     assert encoder.onnx_path is None  # nothing was loaded for nothing
@@ -117,8 +131,10 @@ def test_batches_are_length_sorted_and_capped_in_padded_tokens() -> None:
     assert list(encoder._batches([10, 200, 5, 150, 7, 8])) == [[2, 4, 5], [0], [3], [1]]
 
 
-def test_batch_limits_do_not_change_vectors(onnx_dir: Path, fp32: OnnxEncoder) -> None:
-    tight = OnnxEncoder(cache_dir=onnx_dir, quantized=False, batch_size=2, max_batch_tokens=48)
+def test_batch_limits_do_not_change_vectors(model: Path, onnx_dir: Path, fp32: OnnxEncoder) -> None:
+    tight = OnnxEncoder(
+        model, cache_dir=onnx_dir, quantized=False, batch_size=2, max_batch_tokens=48
+    )
     assert (tight.encode(TEXTS) * fp32.encode(TEXTS)).sum(axis=1).min() >= 0.99999
 
 
@@ -137,8 +153,8 @@ def test_model_id_never_equals_the_torch_backends() -> None:
     assert OnnxEncoder(base_id="minilm").model_id == "minilm+onnx-int8"
 
 
-def test_concurrent_first_use_loads_once_and_agrees(onnx_dir: Path) -> None:
-    encoder = OnnxEncoder(cache_dir=onnx_dir)
+def test_concurrent_first_use_loads_once_and_agrees(model: Path, onnx_dir: Path) -> None:
+    encoder = OnnxEncoder(model, cache_dir=onnx_dir)
     results: list[np.ndarray] = []
     sessions: set[int] = set()
 
@@ -156,12 +172,12 @@ def test_concurrent_first_use_loads_once_and_agrees(onnx_dir: Path) -> None:
         np.testing.assert_allclose(vectors, results[0], atol=1e-6)
 
 
-def test_export_for_other_weights_is_not_used(onnx_dir: Path, tmp_path: Path) -> None:
+def test_export_for_other_weights_is_not_used(model: Path, onnx_dir: Path, tmp_path: Path) -> None:
     (tmp_path / INT8_FILE).symlink_to(onnx_dir / INT8_FILE)
     meta = json.loads((onnx_dir / f"{INT8_FILE}.meta.json").read_text())
     (tmp_path / f"{INT8_FILE}.meta.json").write_text(json.dumps({**meta, "source": "x@0"}))
-    assert find_export(default_model_path(), cache_dir=tmp_path) != tmp_path / INT8_FILE
-    assert find_export(default_model_path(), cache_dir=onnx_dir) == onnx_dir / INT8_FILE
+    assert find_export(model, cache_dir=tmp_path) is None
+    assert find_export(model, cache_dir=onnx_dir) == onnx_dir / INT8_FILE
 
 
 @pytest.mark.parametrize(
@@ -190,12 +206,13 @@ def test_pipelines_it_cannot_reproduce_are_refused(
         OnnxEncoder(tmp_path)
 
 
-def test_runtime_never_imports_torch(onnx_dir: Path) -> None:
+def test_runtime_never_imports_torch(model: Path, onnx_dir: Path) -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
         "from rag.onnx_embed import OnnxEncoder\n"
-        f"vectors = OnnxEncoder(cache_dir=Path({str(onnx_dir)!r})).encode(['pod OOMKilled'])\n"
+        f"encoder = OnnxEncoder({str(model)!r}, cache_dir=Path({str(onnx_dir)!r}))\n"
+        "vectors = encoder.encode(['pod OOMKilled'])\n"
         "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers', 'onnx')"
         " if m in sys.modules]\n"
         "print(vectors.shape, heavy)\n"
