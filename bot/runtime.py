@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -80,6 +81,7 @@ class Runtime:
         self.pipeline.remediation = self.remediation
         self._tasks: list[asyncio.Task[None]] = []
         self._warm_up: asyncio.Task[None] | None = None
+        self._extra: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Open the incident memory; start the worker, the Slack outbox and remediation."""
@@ -101,12 +103,24 @@ class Runtime:
         for task in self._tasks:
             task.add_done_callback(_log_crash)
 
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Run ``coro`` as an extra background task, cancelled by :meth:`stop`."""
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_log_crash)
+        self._extra.append(task)
+
     def running(self) -> bool:
         """True while both background tasks are alive."""
         return bool(self._tasks) and not any(t.done() for t in self._tasks)
 
     async def stop(self) -> None:
         """Cancel background work and close the store and clients."""
+        for extra in self._extra:
+            extra.cancel()
+        for extra in self._extra:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await extra
+        self._extra = []
         if self._warm_up is not None:
             self._warm_up.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

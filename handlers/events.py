@@ -40,6 +40,7 @@ DEFAULT_QUESTION = "What is the root cause, and what should we do?"
 def register(bolt: AsyncApp, runtime: Runtime) -> None:
     """Add the event listeners to ``bolt``."""
     seen = _Seen()
+    refresher = home.HomeRefresher(runtime)
 
     async def app_mention(event: dict[str, Any], client: AsyncWebClient) -> None:
         key = f"{event.get('channel')}|{event.get('ts')}"
@@ -50,7 +51,12 @@ def register(bolt: AsyncApp, runtime: Runtime) -> None:
     async def app_home_opened(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home" or not event.get("user"):
             return
-        await home.publish(runtime, client, str(event["user"]))
+        user_id = str(event["user"])
+        await home.publish(runtime, client, user_id)
+        refresher.opened(user_id)
+        if not refresher.started:  # refreshed on change from now on
+            refresher.started = True
+            runtime.spawn(refresher.run(client), name="home-refresh")
 
     bolt.event("app_mention")(app_mention)
     bolt.event("app_home_opened")(app_home_opened)

@@ -14,7 +14,10 @@ under Slack's 100 blocks by capping each list.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -189,3 +192,79 @@ async def _memory_line(runtime: Runtime) -> str:
     if known:
         parts.append(f"action success {succeeded / known:.0%} ({succeeded} of {known})")
     return " · ".join(parts)
+
+
+class HomeRefresher:
+    """Keeps the Home tab of recent viewers current: re-published when the state changes.
+
+    A viewer is anyone who opened the tab in the last ``keep`` seconds (at most
+    ``max_viewers``, the most recent). Every ``interval`` seconds a cheap signature of the
+    store (incidents opened/resolved, actions and their versions) is compared with the last
+    one; when it differs, each viewer's tab is rebuilt and published.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        interval: float = 10.0,
+        keep: float = 86_400.0,
+        max_viewers: int = 200,
+    ) -> None:
+        self._runtime = runtime
+        self._interval = interval
+        self._keep = keep
+        self._max = max_viewers
+        self._viewers: dict[str, float] = {}
+        self._signature: tuple[Any, ...] | None = None
+        self.started = False
+
+    def opened(self, user_id: str) -> None:
+        """``user_id`` opened the tab (it was just published for them)."""
+        self._viewers[user_id] = time.monotonic()
+        if len(self._viewers) > self._max:
+            oldest = min(self._viewers, key=self._viewers.__getitem__)
+            del self._viewers[oldest]
+
+    async def run(self, client: AsyncWebClient) -> None:
+        """Poll for changes and re-publish, until cancelled."""
+        self._signature = await self.signature()
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.refresh_if_changed(client)
+
+    async def refresh_if_changed(self, client: AsyncWebClient) -> int:
+        """Re-publish for current viewers when the state changed; how many were refreshed."""
+        signature = await self.signature()
+        if signature == self._signature:
+            return 0
+        self._signature = signature
+        cutoff = time.monotonic() - self._keep
+        self._viewers = {u: t for u, t in self._viewers.items() if t >= cutoff}
+        done = 0
+        for user_id in list(self._viewers):
+            try:
+                await publish(self._runtime, client, user_id)
+                done += 1
+            except Exception as exc:  # one viewer's failure must not stop the others
+                log.warning("refreshing the Home tab of %s failed: %s", user_id, exc)
+        return done
+
+    async def signature(self) -> tuple[Any, ...]:
+        """What the Home tab depends on, cheaply: changes whenever the tab would."""
+        store = self._runtime.store
+
+        def read() -> tuple[Any, ...]:
+            incidents = store.conn.execute(
+                "SELECT COUNT(*), SUM(status = 'resolved'), MAX(received_at), "
+                "MAX(resolved_at) FROM incidents"
+            ).fetchone()
+            try:
+                actions = store.conn.execute(
+                    "SELECT COUNT(*), SUM(version) FROM actions"
+                ).fetchone()
+            except sqlite3.OperationalError:  # no remediation tables yet
+                actions = (0, 0)
+            return (*incidents, *actions)
+
+        return await store.call(read)

@@ -106,3 +106,29 @@ async def test_home_of_a_quiet_workspace(tmp_path: Path) -> None:
         assert "*Most frequent alerts (7 days)*\nNo alerts." in text
         assert stack.slack.home_view("U0BOB") is None
         assert len(stack.slack.calls_to("views.publish")) == 1
+
+
+async def test_home_is_refreshed_when_incidents_change(tmp_path: Path) -> None:
+    from handlers.home import HomeRefresher
+    from tests.handlers.test_spine import CART
+
+    async with running_stack(tmp_path) as stack:
+        assert stack.runtime is not None
+        await open_home(stack, "U0ALICE")
+        await stack.wait(lambda: stack.slack.home_view("U0ALICE") is not None)
+        first = stack.slack.home_view("U0ALICE")
+        assert first is not None and "KubePodCrashLooping" not in home_text(first)
+
+        client = stack.runtime.slack
+        refresher = HomeRefresher(stack.runtime, interval=3600)
+        refresher.opened("U0ALICE")
+        refresher._signature = await refresher.signature()
+        assert await refresher.refresh_if_changed(client) == 0  # nothing changed yet
+
+        assert (await stack.post(CART))[0] == 200
+        # Parent, RCA and the two proposals: everything the tab depends on is stored.
+        await stack.wait(lambda: len(stack.threads()) == 1 and len(stack.threads()[0]) >= 4)
+        assert await refresher.refresh_if_changed(client) == 1
+        view = stack.slack.home_view("U0ALICE")
+        assert view is not None and "KubePodCrashLooping" in home_text(view)
+        assert await refresher.refresh_if_changed(client) == 0  # published once per change
