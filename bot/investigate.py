@@ -190,7 +190,11 @@ class Investigator:
         try:
             found = await asyncio.wait_for(
                 self.memory.asearch(
-                    text, top=self.similar_top, min_score=self.similar_min_score, exclude=exclude
+                    text,
+                    top=self.similar_top,
+                    min_score=self.similar_min_score,
+                    exclude=exclude,
+                    category=primary.category,
                 ),
                 self.similar_timeout,
             )

