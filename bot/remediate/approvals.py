@@ -320,6 +320,7 @@ class ActionBook:
                 f"The command changed since this message was shown (hash {short_hash(digest)}"
                 f" ≠ {rec.short_hash}); nothing was run. Review the current message."
             )
+            self._audit(rec, "refused", user_id, now, {"why": "hash_mismatch", "got": digest})
             return Decision("hash_mismatch", rec, text)
         if user_id in rec.approvals:
             text = f"You already approved this ({count} of {needed}); another approver is needed."

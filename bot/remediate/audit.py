@@ -33,6 +33,7 @@ EVENTS = frozenset(
         "second_opinion",
         "approval",
         "unauthorized_click",
+        "refused",  # an authorized click refused: the hash or the policy in force changed
         "rejected",
         "expired",
         "cancelled",

@@ -193,6 +193,15 @@ class Remediation:
             refusal = await self._policy_refusal(record)
             if refusal is not None:
                 log.info("approve %s by %s refused by the policy: %s", action_id, user_id, refusal)
+                await self.audit.append(
+                    "refused",
+                    action_id=action_id,
+                    incident_id=record.incident_id,
+                    actor=user_id,
+                    command_hash=record.command_hash,
+                    details={"why": "policy", "text": refusal},
+                    at=self._clock(),
+                )
                 return refusal
         incident = await self.store.call(self.store.get_incident, record.incident_id)
         decision = await self.book.approve(

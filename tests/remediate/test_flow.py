@@ -274,6 +274,8 @@ async def test_a_tampered_command_is_refused_by_its_hash(tmp_path: Path) -> None
         assert (await record(stack, target.action_id)).state == "pending"
         assert writes(stack.kube.requests[seen:]) == []
         assert limits(stack)["memory"] == "256Mi"
+    events = [r.event for r in audit_events(stack.settings.data_dir, target.action_id)]
+    assert "refused" in events and "approval" not in events
 
 
 async def test_a_policy_denied_action_has_no_buttons_and_refuses_forged_clicks(
