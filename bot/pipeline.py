@@ -123,12 +123,9 @@ class Pipeline:
         self._metrics.pipeline_latency.observe(max(0.0, time.time() - item.received_at))
         if applied.queued_messages:
             self._on_queued()
-        if self.remediation is not None and any(a.status == "resolved" for a in payload.alerts):
-            try:  # undecided proposals of a resolved incident are cancelled right away
-                await self.remediation.sweep()
-            except Exception:
-                log.exception("cancelling proposals after a resolve failed")
         for incident_id in applied.resolved_incidents:
+            if self.remediation is not None:  # undecided proposals die with the incident
+                self._spawn(self.remediation.incident_resolved(incident_id))
             self._spawn(self._remember(incident_id))
         for incident_id in applied.new_incidents:
             self._spawn_evidence(incident_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -51,6 +52,11 @@ async def serve(settings: Settings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
+    # Everything imported and built at start-up (aiohttp, Bolt, the kubernetes client, numpy,
+    # FAISS, onnxruntime, policy tables …) lives as long as the process: move it out of the
+    # cyclic GC's reach, so full collections stay short and don't stall the event loop.
+    gc.collect()
+    gc.freeze()
     host, port = runner.addresses[0][:2]
     # WARNING level so the line shows at any log level: tests and operators read the port here.
     log.warning("incident-bot listening on http://%s:%s", host, port)

@@ -456,6 +456,9 @@ class ActionBook:
 
     async def expire_due(self, now: datetime) -> list[ActionRecord]:
         """Mark pending actions past their deadline ``expired``; returns them."""
+        where = "state = 'pending' AND expires_at <= ?"
+        if not await self.store.call(self._select, where, rfc3339(now)):
+            return []  # the usual case: no write transaction (the inbox needs the lock)
 
         def run() -> list[ActionRecord]:
             due = self._select("state = 'pending' AND expires_at <= ?", rfc3339(now))

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -358,6 +359,32 @@ class Remediation:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def incident_resolved(self, incident_id: str) -> None:
+        """Cancel the incident's undecided actions (a read first: most incidents have none,
+        and a write would compete with the inbox for SQLite's lock)."""
+        try:
+            live = await self.store.call(self._live_actions, incident_id)
+            if not live:
+                return
+            cancelled = await self.book.cancel_for_incident(
+                incident_id, "the incident resolved before a decision", now=self._clock()
+            )
+            for record in cancelled:
+                await self.refresh(record)
+        except Exception:
+            log.exception("cancelling the actions of resolved %s failed", incident_id)
+
+    def _live_actions(self, incident_id: str) -> int:
+        try:
+            row = self.store.conn.execute(
+                "SELECT COUNT(*) FROM actions WHERE incident_id = ? "
+                "AND state IN ('pending', 'needs_review', 'approved')",
+                (incident_id,),
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return 0
+        return int(row[0])
 
     async def sweep(self) -> None:
         """Expire undecided actions; cancel those whose incident was resolved."""
