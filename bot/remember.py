@@ -26,8 +26,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Executed-action states → the §5 result vocabulary.
-_RESULTS = {"succeeded": "success", "rolled_back": "failed", "rollback_failed": "failed"}
-_RESULTS["failed"] = "failed"
+_RESULTS = {
+    "succeeded": "success",
+    "rolled_back": "failed",
+    "rollback_failed": "failed",
+    "failed": "failed",
+}
 
 
 async def remember_incident(

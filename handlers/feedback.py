@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import messages
 from bot.remember import correct_root_cause, record_vote
 from bot.runtime import Runtime
+from handlers.clicks import button_click, ephemeral
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +32,18 @@ def register(bolt: AsyncApp, runtime: Runtime) -> None:
 
     async def vote(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        incident_id, user_id, channel = _click(body)
+        incident_id, user_id, channel = button_click(body)
         up = (body.get("actions") or [{}])[0].get("action_id") == messages.FEEDBACK_UP
         answer = await record_vote(runtime.store, runtime.memory, incident_id, user_id, up)
-        await _ephemeral(client, channel, user_id, answer)
+        await ephemeral(client, channel, user_id, answer)
 
     async def correct(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        incident_id, user_id, channel = _click(body)
+        incident_id, user_id, channel = button_click(body)
         store = runtime.store
         incident = await store.call(store.get_incident, incident_id)
         if incident is None:
-            await _ephemeral(client, channel, user_id, "This incident is unknown.")
+            await ephemeral(client, channel, user_id, "This incident is unknown.")
             return
         report = json.loads(incident["rca"]) if incident.get("rca") else {}
         view = correction_modal(incident_id, channel, str(report.get("root_cause") or ""))
@@ -60,7 +61,7 @@ def register(bolt: AsyncApp, runtime: Runtime) -> None:
         user_id = str((body.get("user") or {}).get("id") or "")
         error = await correct_root_cause(runtime.store, runtime.memory, incident_id, user_id, text)
         if error:
-            await _ephemeral(client, channel, user_id, error)
+            await ephemeral(client, channel, user_id, error)
         else:
             runtime.outbox.wake()
 
@@ -92,19 +93,3 @@ def correction_modal(incident_id: str, channel: str, current: str) -> dict[str, 
             )
         ],
     ).to_dict()
-
-
-def _click(body: dict[str, Any]) -> tuple[str, str, str]:
-    action = (body.get("actions") or [{}])[0]
-    user_id = str((body.get("user") or {}).get("id") or "")
-    channel = str((body.get("channel") or {}).get("id") or "")
-    return str(action.get("value") or ""), user_id, channel
-
-
-async def _ephemeral(client: AsyncWebClient, channel: str, user: str, text: str) -> None:
-    if not channel:
-        return
-    try:
-        await client.chat_postEphemeral(channel=channel, user=user, text=text)
-    except Exception as exc:
-        log.warning("ephemeral answer to %s failed: %s", user, exc)

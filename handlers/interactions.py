@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.remediate import views
 from bot.runtime import Runtime
+from handlers.clicks import button_click, ephemeral
 
 log = logging.getLogger(__name__)
 
@@ -26,24 +27,24 @@ def register(bolt: AsyncApp, runtime: Runtime) -> None:
 
     async def approve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        action_id, user_id, channel = _click(body)
+        action_id, user_id, channel = button_click(body)
         remediation = runtime.remediation
         if remediation is None or not action_id:
             return
         answer = await remediation.approve_click(action_id, user_id)
-        if answer and channel:
-            await _ephemeral(client, channel, user_id, answer)
+        if answer:
+            await ephemeral(client, channel, user_id, answer)
 
     async def reject(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        action_id, user_id, channel = _click(body)
+        action_id, user_id, channel = button_click(body)
         remediation = runtime.remediation
         if remediation is None or not action_id:
             return
         record = await remediation.book.get(action_id)
         if record is None or record.state not in ("pending", "needs_review", "approved"):
             state = record.state.replace("_", " ") if record is not None else "unknown"
-            await _ephemeral(client, channel, user_id, f"This action is {state}.")
+            await ephemeral(client, channel, user_id, f"This action is {state}.")
             return
         # Open the modal first: the trigger expires 3 s after the click, and the approver
         # check may need Slack's user-group API. A refusal then replaces the modal.
@@ -55,7 +56,7 @@ def register(bolt: AsyncApp, runtime: Runtime) -> None:
             view_id = str((opened.get("view") or {}).get("id") or "")
             if view_id:
                 await client.views_update(view_id=view_id, view=views.notice_modal(refusal))
-            await _ephemeral(client, channel, user_id, refusal)
+            await ephemeral(client, channel, user_id, refusal)
 
     async def reject_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         view = body.get("view") or {}
@@ -73,25 +74,9 @@ def register(bolt: AsyncApp, runtime: Runtime) -> None:
         if remediation is None or not action_id:
             return
         answer = await remediation.reject(action_id, user_id, reason)
-        if answer and channel:
-            await _ephemeral(client, channel, user_id, answer)
+        if answer:
+            await ephemeral(client, channel, user_id, answer)
 
     bolt.action(views.APPROVE)(approve)
     bolt.action(views.REJECT)(reject)
     bolt.view(views.REJECT_MODAL)(reject_submitted)
-
-
-def _click(body: dict[str, Any]) -> tuple[str, str, str]:
-    """(action id from the button, clicking user, channel) of a block_actions payload."""
-    actions = body.get("actions") or [{}]
-    action_id = str(actions[0].get("value") or "")
-    user_id = str((body.get("user") or {}).get("id") or "")
-    channel = str((body.get("channel") or {}).get("id") or "")
-    return action_id, user_id, channel
-
-
-async def _ephemeral(client: AsyncWebClient, channel: str, user: str, text: str) -> None:
-    try:
-        await client.chat_postEphemeral(channel=channel, user=user, text=text)
-    except Exception as exc:  # the decision stands; only the courtesy note is lost
-        log.warning("ephemeral answer to %s failed: %s", user, exc)

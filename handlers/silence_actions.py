@@ -54,7 +54,7 @@ from bot.silences import (
 from bot.store import Store
 
 # The ephemeral helper the approval buttons use: a refusal is a courtesy note, never fatal.
-from handlers.interactions import _ephemeral
+from handlers.clicks import ephemeral
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def _listener(
         click = Click.of(body)
         answer = await handle(click)
         if answer and click.channel:
-            await _ephemeral(client, click.channel, click.user_id, answer)
+            await ephemeral(client, click.channel, click.user_id, answer)
 
     return listener
 

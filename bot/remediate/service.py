@@ -19,7 +19,6 @@ compare-and-set), the audit log, the executor and the Slack thread together:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sqlite3
@@ -37,6 +36,7 @@ from bot.remediate.authz import GroupResolver
 from bot.remediate.impact import impact_of
 from bot.remediate.second_opinion import SecondOpinion
 from bot.store import Store
+from bot.targets import ObjectRef
 from policies.engine import Policy, judge
 from policies.kubectl import parse_kubectl
 
@@ -134,9 +134,7 @@ class Remediation:
                 record = await self._second_opinion(
                     record, action, labels, impact.summary(), cluster
                 )
-            outbox_id = await self.store.call(
-                self._queue_message, record, impact.summary(), "reply", None
-            )
+            outbox_id = await self.store.call(self._queue_message, record, impact.summary())
             log.info(
                 "proposed %s for %s as %s (outbox %s)",
                 record.id,
@@ -226,7 +224,7 @@ class Remediation:
         if decision.execute:
             self._spawn(self._execute(action_id, actor=user_id))
             return None
-        return decision.message if decision.outcome != "recorded" else decision.message
+        return decision.message
 
     async def check_reject(self, action_id: str, user_id: str) -> str | None:
         """Before opening the reason modal: a refusal text, or None when the user may reject."""
@@ -419,9 +417,7 @@ class Remediation:
         await self.store.call(self._queue_edit, record)
         self._on_queued()
 
-    def _queue_message(
-        self, record: ActionRecord, impact: str, kind: str, edit_of: int | None
-    ) -> int:
+    def _queue_message(self, record: ActionRecord, impact: str) -> int:
         payload = views.action_message(
             record, impact=impact, executable=self.executable, approvals=record.approvals
         )
@@ -429,7 +425,7 @@ class Remediation:
             outbox_id = self.store.enqueue(
                 record.incident_id,
                 _channel_of(self.store, record.incident_id),
-                kind,
+                "reply",
                 payload,
                 time.time(),
             )
@@ -488,14 +484,13 @@ def _channel_of(store: Store, incident_id: str) -> str:
 
 
 def _namespace(target: str) -> str | None:
-    parts = target.split("/")
-    return parts[0] if len(parts) == 3 else None
+    return ObjectRef.parse(target).namespace  # targets were validated when proposed
 
 
 def cluster_summary(report: dict[str, Any]) -> str:
     """What the second opinion sees of the cluster: the RCA's summary and evidence."""
     lines = [f"{report.get('category')}: {report.get('summary')}"]
     lines += [f"- {e.get('ref')}: {e.get('text')}" for e in report.get("evidence", [])[:12]]
-    with contextlib.suppress(TypeError, ValueError):
-        lines.append("missing: " + json.dumps(report.get("missing_data", [])))
+    if report.get("missing_data"):
+        lines.append("missing: " + "; ".join(str(m) for m in report["missing_data"]))
     return "\n".join(lines)

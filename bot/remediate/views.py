@@ -65,7 +65,6 @@ def action_message(
     impact: str,
     executable: bool,
     approvals: Sequence[str] = (),
-    now: datetime | None = None,
 ) -> Payload:
     """The message for one proposed action, in its current state.
 
@@ -74,7 +73,6 @@ def action_message(
         impact: The impact scope summary.
         executable: False when execution is off (no remediation identity configured).
         approvals: User IDs that approved so far.
-        now: Unused placeholder for symmetric signatures (kept for callers' clarity).
     """
     state = str(record.state)
     risk = str(record.risk)

@@ -3,6 +3,7 @@ re-ranked actions, 👍/👎 and corrections, and the resolved incident becoming
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -201,7 +202,7 @@ async def test_history_shows_in_the_thread_and_feeds_back(tmp_path: Path) -> Non
         deadline = time.monotonic() + 10
         doc = await remembered()
         while doc is None and time.monotonic() < deadline:
-            await stack.wait(lambda: True)
+            await asyncio.sleep(0.05)
             doc = await remembered()
         assert doc is not None
         assert doc["root_cause"] == "cache size env var raised tenfold in release 3.8.0"
